@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Everything the tests and the demo need, on a fresh clone: Node packages, the Temporal CLI,
+# moto. Idempotent; prints where the two binaries are.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+echo "temporal: $(bash scripts/install-temporal.sh)"
+echo "moto:     $(bash scripts/install-moto.sh)"

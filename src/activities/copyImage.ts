@@ -1,0 +1,86 @@
+import { CopyImageCommand, CreateTagsCommand } from '@aws-sdk/client-ec2';
+import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { TAG_POLICY, TAG_SOURCE_IMAGE, type Tag } from '../shared/naming';
+import type { AwsClients } from './aws';
+import { awsCall, type ErrorContext } from './errors';
+import { findOwnImages, isLiveImage } from './images';
+
+export interface CopyImageInput {
+  policy: string;
+  instanceId: string;
+  runId: string;
+  sourceRegion: string;
+  sourceImageId: string;
+  /** The destination (disaster-recovery) region. */
+  region: string;
+  name: string;
+  /** KMS key for the copy; the account's default EBS key when absent. */
+  kmsKeyId?: string;
+  /** Tags for the copy and its snapshots: the source image's, plus ami-backup:source-image. */
+  tags: Tag[];
+  roleArn?: string;
+}
+
+export interface CopyImageOutput {
+  imageId: string;
+  reused: boolean;
+}
+
+/** Same run, same source image, same region: same token, so EC2 makes the copy only once. */
+export function copyClientToken(runId: string, sourceImageId: string, region: string): string {
+  const digest = createHash('sha256').update(`${runId}|${sourceImageId}|${region}`).digest('hex');
+  return `ami-backup-${digest.slice(0, 48)}`;
+}
+
+/**
+ * CopyImage into the disaster-recovery region, always encrypted. Idempotent twice over: a copy
+ * of this source image already tagged in the region is returned, and the ClientToken makes EC2
+ * answer a repeated request with the first copy.
+ */
+export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise<CopyImageOutput> {
+  const ec2 = aws.ec2(input.region, input.roleArn);
+  const ctx: ErrorContext = {
+    operation: 'ec2:CopyImage',
+    region: input.region,
+    instanceId: input.instanceId,
+    imageId: input.sourceImageId,
+    kmsKeyId: input.kmsKeyId,
+  };
+  const earlier = (
+    await findOwnImages(
+      ec2,
+      [
+        { Name: `tag:${TAG_SOURCE_IMAGE}`, Values: [input.sourceImageId] },
+        { Name: `tag:${TAG_POLICY}`, Values: [input.policy] },
+      ],
+      ctx,
+    )
+  ).find(isLiveImage);
+  if (earlier?.ImageId) return { imageId: earlier.ImageId, reused: true };
+
+  const copied = await awsCall(ctx, () =>
+    ec2.send(
+      new CopyImageCommand({
+        SourceRegion: input.sourceRegion,
+        SourceImageId: input.sourceImageId,
+        Name: input.name,
+        Description: `ami-backup copy of ${input.sourceImageId} (${input.instanceId}) from ${input.sourceRegion}, run ${input.runId}`,
+        Encrypted: true,
+        KmsKeyId: input.kmsKeyId,
+        ClientToken: copyClientToken(input.runId, input.sourceImageId, input.region),
+        TagSpecifications: [
+          { ResourceType: 'image', Tags: input.tags },
+          { ResourceType: 'snapshot', Tags: input.tags },
+        ],
+      }),
+    ),
+  );
+  if (!copied.ImageId) throw ApplicationFailure.retryable(`CopyImage into ${input.region} returned no image ID`, 'NoImageId');
+  // Tag again by ID: endpoints that ignore TagSpecifications on CopyImage still get the tags the
+  // idempotency look-up above and retention rely on.
+  await awsCall({ ...ctx, operation: 'ec2:CreateTags', imageId: copied.ImageId }, () =>
+    ec2.send(new CreateTagsCommand({ Resources: [copied.ImageId!], Tags: input.tags })),
+  );
+  return { imageId: copied.ImageId, reused: false };
+}

@@ -1,0 +1,106 @@
+/**
+ * Reading and validating policy files (YAML or JSON). Used by the client and the worker; the
+ * workflow receives the validated policy object, never a file.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { policySchema, type Policy } from './schema';
+
+export const MAX_POLICY_BYTES = 1024 * 1024;
+
+export interface PolicyProblem {
+  /** Field path such as "copies[0].region"; "" for the file as a whole. */
+  path: string;
+  message: string;
+}
+
+export type PolicyResult = { ok: true; policy: Policy } | { ok: false; problems: PolicyProblem[] };
+
+/** Raised by loadPolicyFile when the file is not a valid policy; `problems` lists every one. */
+export class PolicyError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: PolicyProblem[],
+  ) {
+    super(`${source} is not a valid policy:\n${formatProblems(problems)}`);
+    this.name = 'PolicyError';
+  }
+}
+
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+}
+
+export function formatProblems(problems: PolicyProblem[]): string {
+  return problems.map((p) => `  - ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n');
+}
+
+function issueToProblems(issue: z.core.$ZodIssue): PolicyProblem[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({
+      path: formatPath([...issue.path, key]),
+      message: 'unknown field (check its spelling and indentation; the README lists every policy field)',
+    }));
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return [
+      {
+        path: formatPath(issue.path),
+        message: `required field is missing${issue.message.startsWith('Invalid input') ? '' : `: ${issue.message}`}`,
+      },
+    ];
+  }
+  return [{ path: formatPath(issue.path), message: issue.message }];
+}
+
+/** Validates a parsed policy object; never throws. */
+export function validatePolicy(input: unknown): PolicyResult {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { ok: false, problems: [{ path: '', message: 'a policy is a mapping of fields (name, sourceRegion, targets, copies, …)' }] };
+  }
+  const parsed = policySchema.safeParse(input);
+  if (parsed.success) return { ok: true, policy: parsed.data };
+  return { ok: false, problems: parsed.error.issues.flatMap(issueToProblems) };
+}
+
+/** Parses policy text (YAML or JSON) and validates it; never throws. */
+export function parsePolicyText(text: string): PolicyResult {
+  if (text.includes('\0')) {
+    return { ok: false, problems: [{ path: '', message: 'the file is binary, not YAML or JSON text' }] };
+  }
+  if (text.trim() === '') {
+    return {
+      ok: false,
+      problems: [{ path: '', message: 'the file is empty: a policy needs at least name, sourceRegion, targets and copies' }],
+    };
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => ({ path: '', message: `not valid YAML or JSON: ${e.message.split('\n')[0]}` })),
+    };
+  }
+  return validatePolicy(doc.toJS({ maxAliasCount: 100 }));
+}
+
+/** Reads and validates a policy file; throws PolicyError listing every problem. */
+export function loadPolicyFile(file: string): Policy {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
+    throw new PolicyError(file, [{ path: '', message: `cannot read the policy file: ${why}` }]);
+  }
+  if (size > MAX_POLICY_BYTES) {
+    throw new PolicyError(file, [
+      { path: '', message: `the file is ${(size / 1024 / 1024).toFixed(1)} MiB; a policy file is at most 1 MiB` },
+    ]);
+  }
+  const result = parsePolicyText(readFileSync(file, 'utf8'));
+  if (!result.ok) throw new PolicyError(file, result.problems);
+  return result.policy;
+}

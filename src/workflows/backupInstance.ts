@@ -1,0 +1,279 @@
+/**
+ * backupInstance: one EC2 instance, one run.
+ *
+ *   createImage → wait (durable timers) → tag snapshots
+ *     → for each copy region, in parallel: copyImage (encrypted) → wait → tag snapshots → setSsmParam
+ *
+ * Deterministic code only: no I/O, no Node imports; time comes from Temporal's workflow clock.
+ */
+import {
+  ApplicationFailure,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { durationMs, formatDuration } from '../policy/duration';
+import type { CopyTarget } from '../policy/schema';
+import { TAG_SOURCE_IMAGE, backupTags, ssmParameterName, type Tag } from '../shared/naming';
+import {
+  FAILED_IMAGE_STATES,
+  type BackupInstanceInput,
+  type BackupInstanceResult,
+  type BackupProgress,
+  type CopyResult,
+  type ImageProgress,
+  type StepName,
+} from '../shared/types';
+import { nextInterval, type WaitSettings } from './backoff';
+import { renderProgress } from './render';
+
+export const progressQuery = defineQuery<BackupProgress>('progress');
+
+/** How long EC2 may not know an image it just gave us the ID of before that counts as lost. */
+export const NOT_FOUND_GRACE_MS = 5 * 60_000;
+
+/** AWS mutations: transient errors retried with backoff; the classifier stops the rest at once. */
+const aws = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 10 },
+});
+
+/** One look at an image: short, a few quick retries; the next poll is the real retry. */
+const poll = proxyActivities<Activities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+});
+
+/**
+ * Copies may meet the destination's limit of copies in flight (ResourceLimitExceeded): they keep
+ * trying, with the delay the failure asks for, until the policy's wait.timeout.
+ */
+const copier = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 0 },
+});
+
+function messageOf(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  // An ActivityFailure wraps the activity's own error: the cause is what a person wants to read.
+  while (e?.cause && (e as { name?: string }).name === 'ActivityFailure') e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
+
+function failureType(err: unknown): string | undefined {
+  let e = err as { type?: string; cause?: unknown } | undefined;
+  while (e && e.type === undefined && e.cause) e = e.cause as typeof e;
+  return e?.type ?? undefined;
+}
+
+export async function backupInstance(input: BackupInstanceInput): Promise<BackupInstanceResult> {
+  const { policy, instanceId, runId } = input;
+  const { roleArn } = policy;
+  const waitSettings: WaitSettings = {
+    firstCheckMs: durationMs(policy.wait.firstCheck),
+    maxIntervalMs: durationMs(policy.wait.maxInterval),
+    timeoutMs: durationMs(policy.wait.timeout),
+  };
+  const ssmParameter = ssmParameterName(policy.ssmParameter, {
+    policy: policy.name,
+    instanceId,
+    sourceRegion: policy.sourceRegion,
+  });
+
+  const progress: BackupProgress = {
+    policy: policy.name,
+    instanceId,
+    runId,
+    step: 'starting',
+    startedAt: new Date().toISOString(),
+    source: { region: policy.sourceRegion, polls: 0 },
+    copies: policy.copies.map((c) => ({ region: c.region, polls: 0 })),
+    steps: [],
+  };
+  setHandler(progressQuery, () => progress);
+  const show = () => setCurrentDetails(renderProgress(progress));
+  show();
+
+  /** Runs one step, recording it for the progress query and the Web UI. */
+  async function step<T>(name: StepName, region: string, run: () => Promise<T>, done: (r: T) => string): Promise<T> {
+    const record = { step: name, region, startedAt: new Date().toISOString() } as BackupProgress['steps'][number];
+    progress.step = name;
+    progress.steps.push(record);
+    show();
+    try {
+      const result = await run();
+      record.detail = done(result);
+      return result;
+    } catch (err) {
+      record.detail = `failed: ${messageOf(err)}`;
+      throw err;
+    } finally {
+      record.endedAt = new Date().toISOString();
+      show();
+    }
+  }
+
+  /** Durable polling: sleep, look, back off; never a loop inside an activity. */
+  async function waitForImage(target: ImageProgress): Promise<void> {
+    const imageId = target.imageId!;
+    const started = Date.now();
+    const deadline = started + waitSettings.timeoutMs;
+    let interval: number | undefined;
+    for (;;) {
+      interval = nextInterval(interval, waitSettings);
+      const pause = Math.max(1, Math.min(interval, deadline - Date.now()));
+      await sleep(pause, { summary: `wait ${formatDuration(pause)} before check ${target.polls + 1} of ${imageId} in ${target.region}` });
+      const status = await poll.getImageState.executeWithOptions({ summary: `check ${imageId} in ${target.region}` }, [
+        { region: target.region, imageId, roleArn },
+      ]);
+      target.polls += 1;
+      target.state = status.notFound ? 'pending (not listed yet)' : status.state;
+      show();
+      if (status.state === 'available') return;
+      if (FAILED_IMAGE_STATES.has(status.state)) {
+        throw ApplicationFailure.nonRetryable(
+          `Image ${imageId} of ${instanceId} in ${target.region} is ${status.state}: ${status.reason ?? 'EC2 gave no reason'}.`,
+          'ImageFailed',
+        );
+      }
+      const elapsed = Date.now() - started;
+      if (status.notFound && elapsed > Math.min(NOT_FOUND_GRACE_MS, waitSettings.timeoutMs)) {
+        throw ApplicationFailure.nonRetryable(
+          `Image ${imageId} of ${instanceId} is still unknown to EC2 in ${target.region} ${formatDuration(elapsed)} after it was created: it was deregistered or never made. Run the backup again.`,
+          'InvalidAMIID.NotFound',
+        );
+      }
+      if (Date.now() >= deadline) {
+        throw ApplicationFailure.nonRetryable(
+          `Image ${imageId} of ${instanceId} in ${target.region} is still ${status.state} after ${policy.wait.timeout} (wait.timeout, ${target.polls} checks). Raise wait.timeout in the policy if images this large are normal, or look at the image in the EC2 console.`,
+          'ImageWaitTimeout',
+        );
+      }
+    }
+  }
+
+  async function tagSnapshotsOf(target: ImageProgress, tags: Tag[]): Promise<void> {
+    await step(
+      'tagSnapshots',
+      target.region,
+      () =>
+        aws.tagSnapshots.executeWithOptions({ summary: `tag snapshots of ${target.imageId} in ${target.region}` }, [
+          { region: target.region, imageId: target.imageId!, tags, roleArn },
+        ]),
+      (r) => `${r.snapshotIds.length} snapshot(s) tagged`,
+    );
+  }
+
+  async function copyTo(
+    copy: CopyTarget,
+    target: ImageProgress,
+    sourceImageId: string,
+    name: string,
+    sourceTags: Tag[],
+  ): Promise<CopyResult> {
+    const tags = [...sourceTags.filter((t) => t.Key !== TAG_SOURCE_IMAGE), { Key: TAG_SOURCE_IMAGE, Value: sourceImageId }];
+    const copied = await step(
+      'copyImage',
+      copy.region,
+      () =>
+        copier.copyImage.executeWithOptions(
+          {
+            summary: `encrypted copy of ${sourceImageId} to ${copy.region}${copy.kmsKeyId ? ` with ${copy.kmsKeyId}` : ''}`,
+            scheduleToCloseTimeout: waitSettings.timeoutMs,
+          },
+          [
+            {
+              policy: policy.name,
+              instanceId,
+              runId,
+              sourceRegion: policy.sourceRegion,
+              sourceImageId,
+              region: copy.region,
+              name,
+              kmsKeyId: copy.kmsKeyId,
+              tags,
+              roleArn,
+            },
+          ],
+        ),
+      (r) => `${r.imageId}${r.reused ? ' (found from an earlier attempt)' : ''}`,
+    );
+    target.imageId = copied.imageId;
+    await step(
+      'waitForCopy',
+      copy.region,
+      () => waitForImage(target),
+      () => `available after ${target.polls} check(s)`,
+    );
+    await tagSnapshotsOf(target, tags);
+    const ssm = await step(
+      'setSsmParam',
+      copy.region,
+      () =>
+        aws.setSsmParam.executeWithOptions({ summary: `${ssmParameter} = ${copied.imageId} in ${copy.region}` }, [
+          { region: copy.region, name: ssmParameter, imageId: copied.imageId, runId, instanceId, policy: policy.name, roleArn },
+        ]),
+      (r) => `${r.name} ${r.outcome}${r.outcome === 'kept-newer' ? ` (holds ${r.value} from a later run)` : ''}`,
+    );
+    target.ssmWritten = ssm.outcome !== 'kept-newer';
+    return { region: copy.region, imageId: copied.imageId };
+  }
+
+  try {
+    const created = await step(
+      'createImage',
+      policy.sourceRegion,
+      () =>
+        aws.createImage.executeWithOptions({ summary: `CreateImage of ${instanceId} in ${policy.sourceRegion}` }, [
+          { policy: policy.name, region: policy.sourceRegion, instanceId, runId, noReboot: policy.noReboot, roleArn },
+        ]),
+      (r) => `${r.imageId} ${r.name}${r.reused ? ' (found from an earlier attempt)' : ''}`,
+    );
+    progress.source.imageId = created.imageId;
+    const sourceTags = backupTags({ policy: policy.name, instanceId, runId, instanceName: created.instanceName });
+
+    await step(
+      'waitForImage',
+      policy.sourceRegion,
+      () => waitForImage(progress.source),
+      () => `available after ${progress.source.polls} check(s)`,
+    );
+    await tagSnapshotsOf(progress.source, sourceTags);
+
+    const settled = await Promise.allSettled(
+      policy.copies.map((copy, i) => copyTo(copy, progress.copies[i]!, created.imageId, created.name, sourceTags)),
+    );
+    const cancelled = settled.find((s) => s.status === 'rejected' && isCancellation(s.reason));
+    if (cancelled) throw (cancelled as PromiseRejectedResult).reason;
+    const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${policy.copies[i]!.region}: ${messageOf(s.reason)}`] : []));
+    if (failed.length > 0) {
+      const type = failureType((settled.find((s) => s.status === 'rejected') as PromiseRejectedResult).reason) ?? 'CopyFailed';
+      throw ApplicationFailure.nonRetryable(
+        `The source image ${created.imageId} of ${instanceId} is kept, but ${failed.length} of ${policy.copies.length} cop${policy.copies.length === 1 ? 'y' : 'ies'} failed: ${failed.join('; ')}`,
+        type,
+      );
+    }
+
+    progress.step = 'done';
+    show();
+    return {
+      instanceId,
+      status: 'succeeded',
+      sourceImageId: created.imageId,
+      copies: settled.map((s) => (s as PromiseFulfilledResult<CopyResult>).value),
+      ssmParameter,
+      deleted: [],
+    };
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    progress.step = 'failed';
+    progress.error = messageOf(err);
+    show();
+    if (err instanceof ApplicationFailure) throw err;
+    throw ApplicationFailure.nonRetryable(`Backup of ${instanceId} failed: ${progress.error}`, failureType(err) ?? 'BackupFailed');
+  }
+}
