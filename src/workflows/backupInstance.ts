@@ -11,6 +11,7 @@ import {
   defineQuery,
   isCancellation,
   proxyActivities,
+  TemporalFailure,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -54,7 +55,7 @@ const poll = proxyActivities<Activities>({
  */
 const copier = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 0 },
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m' }, // unlimited attempts, bounded by time
 });
 
 function messageOf(err: unknown): string {
@@ -247,8 +248,10 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
     const settled = await Promise.allSettled(
       policy.copies.map((copy, i) => copyTo(copy, progress.copies[i]!, created.imageId, created.name, sourceTags)),
     );
-    const cancelled = settled.find((s) => s.status === 'rejected' && isCancellation(s.reason));
-    if (cancelled) throw (cancelled as PromiseRejectedResult).reason;
+    // A cancellation, or a bug in this code (not a Temporal failure), is not a failed copy: rethrow
+    // it, so a bug fails the workflow task and is retried once fixed instead of failing the run.
+    const unexpected = settled.find((s) => s.status === 'rejected' && (isCancellation(s.reason) || !(s.reason instanceof TemporalFailure)));
+    if (unexpected) throw (unexpected as PromiseRejectedResult).reason;
     const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${policy.copies[i]!.region}: ${messageOf(s.reason)}`] : []));
     if (failed.length > 0) {
       const type = failureType((settled.find((s) => s.status === 'rejected') as PromiseRejectedResult).reason) ?? 'CopyFailed';
@@ -269,7 +272,7 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
       deleted: [],
     };
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (isCancellation(err) || !(err instanceof TemporalFailure)) throw err;
     progress.step = 'failed';
     progress.error = messageOf(err);
     show();

@@ -4,9 +4,19 @@
  * (needs internet).
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { temporalCliPath } from '../../scripts/stack';
 
+let runtimeInstalled = false;
+/** Worker logs at ERROR in tests (expected failures log WARN): state changes and per-activity lines would drown the report. */
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+}
+
 export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
   const path = temporalCliPath();
   return TestWorkflowEnvironment.createLocal({
     server: {
