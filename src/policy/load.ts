@@ -36,14 +36,23 @@ export function formatProblems(problems: PolicyProblem[]): string {
   return problems.map((p) => `  - ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n');
 }
 
-function issueToProblems(issue: z.core.$ZodIssue): PolicyProblem[] {
+function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function issueToProblems(issue: z.core.$ZodIssue, input: unknown): PolicyProblem[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => ({
       path: formatPath([...issue.path, key]),
       message: 'unknown field (check its spelling and indentation; the README lists every policy field)',
     }));
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  if (issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) {
     return [
       {
         path: formatPath(issue.path),
@@ -61,7 +70,7 @@ export function validatePolicy(input: unknown): PolicyResult {
   }
   const parsed = policySchema.safeParse(input);
   if (parsed.success) return { ok: true, policy: parsed.data };
-  return { ok: false, problems: parsed.error.issues.flatMap(issueToProblems) };
+  return { ok: false, problems: parsed.error.issues.flatMap((issue) => issueToProblems(issue, input)) };
 }
 
 /** Parses policy text (YAML or JSON) and validates it; never throws. */

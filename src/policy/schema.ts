@@ -188,22 +188,29 @@ export const policySchema = z
       .max(50, 'maxConcurrentCopies must be at most 50')
       .default(5),
   })
-  .superRefine((p, ctx) => {
-    const seen = new Set<string>();
-    p.copies.forEach((c, i) => {
-      if (c.region === p.sourceRegion) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['copies', i, 'region'],
-          message: `${c.region} is the source region: a disaster-recovery copy must go to another region`,
-        });
-      }
-      if (seen.has(c.region)) {
-        ctx.addIssue({ code: 'custom', path: ['copies', i, 'region'], message: `${c.region} is listed twice in copies` });
-      }
-      seen.add(c.region);
-    });
-  });
+  .superRefine(
+    (p, ctx) => {
+      // Runs even when other fields failed (so every problem is reported at once): the values
+      // may be malformed here, hence the guards.
+      if (!Array.isArray(p.copies)) return;
+      const seen = new Set<string>();
+      p.copies.forEach((c, i) => {
+        if (typeof c !== 'object' || c === null || typeof c.region !== 'string') return;
+        if (c.region === p.sourceRegion) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['copies', i, 'region'],
+            message: `${c.region} is the source region: a disaster-recovery copy must go to another region`,
+          });
+        }
+        if (seen.has(c.region)) {
+          ctx.addIssue({ code: 'custom', path: ['copies', i, 'region'], message: `${c.region} is listed twice in copies` });
+        }
+        seen.add(c.region);
+      });
+    },
+    { when: () => true },
+  );
 
 /** A validated policy with its defaults filled in. */
 export type Policy = z.output<typeof policySchema>;

@@ -1,0 +1,223 @@
+/**
+ * End to end, as a user runs it: the Temporal dev server, moto, the real worker process
+ * (dist/src/worker.js) and the real CLI (dist/src/client.js). A recording proxy between the
+ * worker and moto keeps what the worker sent, since moto ignores encryption.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { RunReport } from '../../src/client';
+import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, TAG_SOURCE_IMAGE } from '../../src/shared/naming';
+import { seedInstances } from '../../scripts/seed';
+import { startMoto, stopProcess, type Moto } from '../../scripts/stack';
+import { useMoto } from '../helpers/aws';
+import { startRecordingProxy, type RecordingProxy } from '../helpers/recordingProxy';
+import { startTemporal, uniqueTaskQueue } from '../helpers/temporal';
+
+const ROOT = path.resolve(__dirname, '../..');
+const CLIENT = path.join(ROOT, 'dist/src/client.js');
+const WORKER = path.join(ROOT, 'dist/src/worker.js');
+
+let env: TestWorkflowEnvironment;
+let moto: Moto;
+let proxy: RecordingProxy;
+let worker: ChildProcess;
+let workerLog = '';
+let dir: string;
+let ec2: EC2Client;
+const taskQueue = uniqueTaskQueue('e2e');
+
+function processEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    TEMPORAL_ADDRESS: env.address,
+    TEMPORAL_NAMESPACE: 'default',
+    AMI_BACKUP_TASK_QUEUE: taskQueue,
+    AWS_ENDPOINT_URL: proxy.endpoint,
+    AWS_ACCESS_KEY_ID: 'e2e-access-key',
+    AWS_SECRET_ACCESS_KEY: 'e2e-secret-key',
+    AWS_REGION: 'us-east-1',
+  };
+}
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLIENT, ...args], { env: processEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function lastJson(stdout: string): RunReport {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]!) as RunReport;
+}
+
+function writePolicy(name: string, body: object | string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, typeof body === 'string' ? body : JSON.stringify(body, null, 2));
+  return file;
+}
+
+const goodPolicy = {
+  name: 'e2e',
+  sourceRegion: 'us-east-1',
+  targets: { tags: { Backup: 'true' } },
+  copies: [{ region: 'eu-west-1', kmsKeyId: 'alias/ami-backup-dr' }],
+  wait: { firstCheck: '1s', maxInterval: '2s', timeout: '2m' },
+};
+
+async function workflowCount(): Promise<number> {
+  let n = 0;
+  for await (const _ of env.client.workflow.list({ query: `TaskQueue = '${taskQueue}'` })) n += 1;
+  return n;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ami-backup-e2e-'));
+  [env, moto] = await Promise.all([startTemporal(), startMoto()]);
+  proxy = await startRecordingProxy(moto.endpoint);
+  useMoto(moto.endpoint);
+  ec2 = new EC2Client({ region: 'us-east-1' });
+
+  worker = spawn(process.execPath, [WORKER], { env: processEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = (c: Buffer) => {
+      workerLog += c.toString();
+      if (workerLog.includes('polling task queue')) resolve();
+    };
+    worker.stdout!.on('data', onData);
+    worker.stderr!.on('data', onData);
+    worker.on('exit', (code) => reject(new Error(`worker exited with ${code}:\n${workerLog}`)));
+  });
+  await ready;
+}, 180_000);
+
+afterAll(async () => {
+  if (worker) await stopProcess(worker, 15_000);
+  ec2?.destroy();
+  await proxy?.stop();
+  await moto?.stop();
+  await env?.teardown();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('ami-backup run --wait --json backs up a tagged instance into the DR region, encrypted, and sets the SSM parameter', async () => {
+  const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' }, namePrefix: 'app' });
+  const policyFile = writePolicy('good.json', goodPolicy);
+
+  const run = await cli(['run', '--policy', policyFile, '--instance', instanceId!, '--wait', '--json', '--poll-interval', '300']);
+  expect(run.stderr).toContain(`workflow: ami-backup/e2e/${instanceId}`);
+  expect(run.stderr).toContain(`/namespaces/default/workflows/${encodeURIComponent(`ami-backup/e2e/${instanceId}`)}`);
+  expect(run.code).toBe(0);
+
+  const report = lastJson(run.stdout);
+  expect(report).toMatchObject({ workflowId: `ami-backup/e2e/${instanceId}`, status: 'succeeded' });
+  const [result] = report.instances;
+  expect(result).toMatchObject({ instanceId, status: 'succeeded', ssmParameter: `/ami-backup/e2e/${instanceId}/latest`, deleted: [] });
+
+  // The source AMI in us-east-1, tagged, with its snapshots tagged.
+  const source = (await ec2.send(new DescribeImagesCommand({ ImageIds: [result!.sourceImageId!] }))).Images![0]!;
+  const sourceTags = Object.fromEntries(source.Tags!.map((t) => [t.Key, t.Value]));
+  expect(sourceTags).toMatchObject({ [TAG_POLICY]: 'e2e', [TAG_INSTANCE_ID]: instanceId, Name: 'app-1' });
+  expect(sourceTags[TAG_RUN]).toMatch(/^\d{8}T\d{6}Z$/);
+  expect(source.Name).toBe(`e2e-${instanceId}-${sourceTags[TAG_RUN]}`);
+  const snapshotIds = source.BlockDeviceMappings!.flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
+  const snaps = await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds }));
+  expect(snaps.Snapshots!.every((s) => s.Tags?.some((t) => t.Key === TAG_POLICY && t.Value === 'e2e'))).toBe(true);
+
+  // The copy in eu-west-1, tagged with its source.
+  expect(result!.copies).toHaveLength(1);
+  const { region, imageId: copyId } = result!.copies[0]!;
+  expect(region).toBe('eu-west-1');
+  const ec2Dr = new EC2Client({ region: 'eu-west-1' });
+  const copy = (await ec2Dr.send(new DescribeImagesCommand({ ImageIds: [copyId] }))).Images![0]!;
+  ec2Dr.destroy();
+  expect(copy.Tags).toEqual(expect.arrayContaining([{ Key: TAG_SOURCE_IMAGE, Value: result!.sourceImageId }]));
+
+  // The SSM parameter in the DR region points at the copy.
+  const ssm = new SSMClient({ region: 'eu-west-1' });
+  const param = await ssm.send(new GetParameterCommand({ Name: `/ami-backup/e2e/${instanceId}/latest` }));
+  ssm.destroy();
+  expect(param.Parameter).toMatchObject({ Value: copyId, DataType: 'aws:ec2:image' });
+
+  // What the worker really sent (moto ignores encryption): one encrypted CopyImage, with the key.
+  const copyRequests = proxy.requests.filter((r) => r.action === 'CopyImage' && r.body.includes(result!.sourceImageId!));
+  expect(copyRequests).toHaveLength(1);
+  expect(copyRequests[0]!.region).toBe('eu-west-1');
+  expect(copyRequests[0]!.body).toContain('Encrypted=true');
+  expect(copyRequests[0]!.body).toContain(`KmsKeyId=${encodeURIComponent('alias/ami-backup-dr')}`);
+  expect(proxy.requests.filter((r) => r.action === 'CreateImage' && r.body.includes(instanceId!))).toHaveLength(1);
+
+  // The worker logged each step with its context.
+  expect(workerLog).toMatch(/createImage completed/);
+  expect(workerLog).toMatch(/setSsmParam completed/);
+});
+
+test('a bad policy prints every problem with its field and exits 2, starting nothing', async () => {
+  const before = await workflowCount();
+  const file = writePolicy(
+    'bad.yaml',
+    ['name: Web Servers', 'sourceRegion: us-east-1', 'targets: { tags: { Backup: true } }', 'copies:', '  - region: us-east-1', '    kmsKeyId: nope', 'colour: blue', ''].join('\n'),
+  );
+  const run = await cli(['run', '--policy', file, '--instance', 'i-0123456789abcdef0', '--json']);
+
+  expect(run.code).toBe(2);
+  expect(run.stderr).toContain('nothing was started');
+  for (const field of ['name:', 'targets.tags.Backup:', 'copies[0].region:', 'copies[0].kmsKeyId:', 'colour:']) expect(run.stderr).toContain(field);
+  expect(run.stdout).toBe('');
+  expect(await workflowCount()).toBe(before);
+});
+
+test('a malformed instance ID exits 2 and starts nothing', async () => {
+  const before = await workflowCount();
+  const run = await cli(['run', '--policy', writePolicy('ok.json', goodPolicy), '--instance', 'web-1']);
+  expect(run.code).toBe(2);
+  expect(run.stderr).toContain('"web-1" is not an EC2 instance ID');
+  expect(await workflowCount()).toBe(before);
+});
+
+test('a backup that fails exits 1 and says which instance, where and why', async () => {
+  const run = await cli(['run', '--policy', writePolicy('ok.json', goodPolicy), '--instance', 'i-0fedcba9876543210', '--wait', '--json', '--poll-interval', '300']);
+  expect(run.code).toBe(1);
+  const report = lastJson(run.stdout);
+  expect(report.status).toBe('failed');
+  expect(report.instances[0]).toMatchObject({ instanceId: 'i-0fedcba9876543210', status: 'failed', copies: [] });
+  expect(report.instances[0]!.error).toContain('i-0fedcba9876543210');
+  expect(report.instances[0]!.error).toContain('us-east-1');
+  expect(run.stderr).toContain('Backup of i-0fedcba9876543210 failed');
+});
+
+test('a second run for an instance whose backup is still running is refused, naming the running one', async () => {
+  const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
+  const slow = writePolicy('slow.json', { ...goodPolicy, wait: { firstCheck: '20s', maxInterval: '20s', timeout: '2m' } });
+  const first = await cli(['run', '--policy', slow, '--instance', instanceId!]);
+  expect(first.code).toBe(0);
+  expect(first.stdout).toContain('Started backup');
+
+  const second = await cli(['run', '--policy', slow, '--instance', instanceId!, '--json']);
+  expect(second.code).toBe(1);
+  expect(second.stderr).toContain(`already running: workflow ami-backup/e2e/${instanceId}`);
+  await env.client.workflow.getHandle(`ami-backup/e2e/${instanceId}`).cancel();
+});
+
+test('the worker stops cleanly on SIGTERM', async () => {
+  const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+  worker.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  expect(workerLog).toContain('stopped cleanly');
+});
