@@ -13,6 +13,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, createAwsClients, type AwsClients } from './activities';
 import { activityLogging } from './temporal/activityLogging';
 import { temporalSettings } from './temporal/config';
+import { installWorkerLogging } from './temporal/logging';
 
 export interface CreateWorkerOptions {
   connection: NativeConnection;
@@ -43,6 +44,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
 }
 
 async function main(): Promise<void> {
+  installWorkerLogging();
   const settings = temporalSettings();
   let connection: NativeConnection;
   try {

@@ -111,7 +111,7 @@ export function classifyAwsError(err: unknown): Classified {
   const code = errorCode(err);
   const message = err instanceof Error ? err.message : String(err);
   if (code === 'ResourceLimitExceeded') return { kind: 'copy-limit', code, message };
-  if (RETRYABLE_CODES.has(code) || NETWORK_CODES.has(code)) return { kind: 'retryable', code, message };
+  if (RETRYABLE_CODES.has(code) || NETWORK_CODES.has(code) || /throttl/i.test(code)) return { kind: 'retryable', code, message };
   if (/kms/i.test(code)) return { kind: 'non-retryable', code, message };
   if (NON_RETRYABLE_CODES.has(code)) return { kind: 'non-retryable', code, message };
   if (/\.(NotFound|Malformed)$/.test(code) || code.startsWith('InvalidInstanceID')) {
@@ -122,6 +122,15 @@ export function classifyAwsError(err: unknown): Classified {
   if ((err as { $retryable?: unknown })?.$retryable) return { kind: 'retryable', code, message };
   // A 4xx we do not know: a person has to look at it; retrying an invalid request changes nothing.
   if (status !== undefined && status >= 400) return { kind: 'non-retryable', code, message };
+  // A programming error in this code, not an answer from AWS: retrying cannot help.
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  const systemCode = e?.code ?? e?.cause?.code;
+  if (
+    !systemCode &&
+    (err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError || err instanceof RangeError)
+  ) {
+    return { kind: 'non-retryable', code, message };
+  }
   // No HTTP answer at all (a socket error with an unusual code): the network, so try again.
   return { kind: 'retryable', code, message };
 }
@@ -171,7 +180,7 @@ export const COPY_LIMIT_RETRY_DELAY = '1 minute';
 export function toFailure(err: unknown, ctx: ErrorContext): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const c = classifyAwsError(err);
-  const base = `${ctx.operation} failed (${where(ctx)}): ${c.code}: ${c.message}`;
+  const base = `${ctx.operation} failed (${where(ctx)}): ${c.code}: ${c.message.trim().replace(/\.+$/, '')}`;
   switch (c.kind) {
     case 'copy-limit':
       return ApplicationFailure.create({

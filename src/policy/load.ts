@@ -28,8 +28,18 @@ export class PolicyError extends Error {
   }
 }
 
+const PLAIN_KEY_RE = /^[A-Za-z_$][\w$-]*$/;
+
+/** "copies[0].region"; keys that are not plain words are quoted: targets.tags["my key"]. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+  return path
+    .map((p, i) => {
+      if (typeof p === 'number') return `[${p}]`;
+      const key = String(p);
+      if (!PLAIN_KEY_RE.test(key)) return `[${JSON.stringify(key)}]`;
+      return i === 0 ? key : `.${key}`;
+    })
+    .join('');
 }
 
 export function formatProblems(problems: PolicyProblem[]): string {
@@ -51,6 +61,10 @@ function issueToProblems(issue: z.core.$ZodIssue, input: unknown): PolicyProblem
       path: formatPath([...issue.path, key]),
       message: 'unknown field (check its spelling and indentation; the README lists every policy field)',
     }));
+  }
+  if (issue.code === 'invalid_key') {
+    // A bad record key (a tag key): the schema's own message sits in the nested issues.
+    return issue.issues.map((inner) => ({ path: formatPath(issue.path), message: inner.message }));
   }
   if (issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) {
     return [
@@ -91,25 +105,38 @@ export function parsePolicyText(text: string): PolicyResult {
       problems: doc.errors.map((e) => ({ path: '', message: `not valid YAML or JSON: ${e.message.split('\n')[0]}` })),
     };
   }
-  return validatePolicy(doc.toJS({ maxAliasCount: 100 }));
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // Unresolved or runaway YAML aliases (*name).
+    return { ok: false, problems: [{ path: '', message: `not a usable YAML document: ${(err as Error).message.split('\n')[0]}` }] };
+  }
+  return validatePolicy(value);
 }
 
 /** Reads and validates a policy file; throws PolicyError listing every problem. */
 export function loadPolicyFile(file: string): Policy {
-  let size: number;
-  try {
-    size = statSync(file).size;
-  } catch (err) {
+  const unreadable = (err: unknown) => {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
-    throw new PolicyError(file, [{ path: '', message: `cannot read the policy file: ${why}` }]);
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : String(err);
+    return new PolicyError(file, [{ path: '', message: `cannot read the policy file: ${why}` }]);
+  };
+  let text: string;
+  try {
+    const stat = statSync(file);
+    if (stat.isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
+    if (stat.size > MAX_POLICY_BYTES) {
+      throw new PolicyError(file, [
+        { path: '', message: `the file is ${(stat.size / 1024 / 1024).toFixed(1)} MiB; a policy file is at most 1 MiB` },
+      ]);
+    }
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw err instanceof PolicyError ? err : unreadable(err);
   }
-  if (size > MAX_POLICY_BYTES) {
-    throw new PolicyError(file, [
-      { path: '', message: `the file is ${(size / 1024 / 1024).toFixed(1)} MiB; a policy file is at most 1 MiB` },
-    ]);
-  }
-  const result = parsePolicyText(readFileSync(file, 'utf8'));
+  const result = parsePolicyText(text);
   if (!result.ok) throw new PolicyError(file, result.problems);
   return result.policy;
 }

@@ -59,16 +59,20 @@ const copy = z
     kmsKeyId: kmsKeyId.optional(),
     retention: retention.optional(),
   })
-  .superRefine((c, ctx) => {
-    const arnRegion = c.kmsKeyId ? KMS_ARN_RE.exec(c.kmsKeyId)?.[1] : undefined;
-    if (arnRegion && arnRegion !== c.region) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['kmsKeyId'],
-        message: `the KMS key is in ${arnRegion} but the copy goes to ${c.region}: a copy is encrypted with a key of its own region`,
-      });
-    }
-  });
+  .superRefine(
+    (c, ctx) => {
+      // Runs even when another field of this copy failed; the values may be malformed here.
+      const arnRegion = typeof c.kmsKeyId === 'string' ? KMS_ARN_RE.exec(c.kmsKeyId)?.[1] : undefined;
+      if (arnRegion && typeof c.region === 'string' && arnRegion !== c.region) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['kmsKeyId'],
+          message: `the KMS key is in ${arnRegion} but the copy goes to ${c.region}: a copy is encrypted with a key of its own region`,
+        });
+      }
+    },
+    { when: () => true },
+  );
 
 const tags = z
   .record(
@@ -110,11 +114,20 @@ const ssmParameter = z
     if (!SSM_NAME_CHARS_RE.test(name)) problem(`"${name}" may only contain letters, digits, _ . - / and {placeholders}`);
     if (/^\/(aws|ssm)(\/|$)/i.test(name)) problem(`"${name}" starts with a prefix AWS reserves ("/aws" or "/ssm")`);
     if (name.includes('//')) problem(`"${name}" has an empty path segment ("//")`);
-    for (const m of name.matchAll(/\{([^}]*)\}/g)) {
+    for (const m of name.matchAll(/\{([^{}]*)\}/g)) {
       if (!(SSM_PLACEHOLDERS as readonly string[]).includes(m[1]!)) {
         problem(`unknown placeholder {${m[1]}}: use ${SSM_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
       }
     }
+    if (/[{}]/.test(name.replace(/\{[^{}]*\}/g, ''))) {
+      problem(`"${name}" has a "{" or "}" that is not part of a placeholder: SSM refuses braces in names`);
+    }
+    // The longest name the template can make: a policy name of 64, an instance ID of 19, a region of 16.
+    const longest = name
+      .replace(/\{policy\}/g, 'p'.repeat(64))
+      .replace(/\{instanceId\}/g, 'i'.repeat(19))
+      .replace(/\{sourceRegion\}/g, 'r'.repeat(16));
+    if (longest.length > 1011) problem(`with its placeholders filled in, "${name}" can be ${longest.length} characters: SSM allows 1011`);
     if (!name.includes('{instanceId}')) {
       problem(`"${name}" must contain {instanceId}, or every instance would overwrite the same parameter`);
     }

@@ -152,7 +152,7 @@ describe('toFailure', () => {
   });
 
   test('a non-retryable failure names the operation, instance, region, AWS message and what to do', () => {
-    const failure = toFailure(awsError('UnauthorizedOperation', 403, 'You are not authorized to perform this operation.'), CREATE);
+    const failure = toFailure(awsError('UnauthorizedOperation', 403, 'You are not authorized to perform this operation'), CREATE);
     expect(failure.type).toBe('UnauthorizedOperation');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toBe(
@@ -160,6 +160,15 @@ describe('toFailure', () => {
         'You are not authorized to perform this operation. ' +
         "Allow CreateImage in us-east-1 for the worker's AWS identity (or the policy's roleArn), then run the backup again.",
     );
+  });
+
+  // EC2 messages end with a full stop ("You are not authorized to perform this operation.").
+  test.each<[string, Error]>([
+    ['non-retryable', awsError('UnauthorizedOperation', 403, 'You are not authorized to perform this operation.')],
+    ['retryable', awsError('RequestLimitExceeded', 503, 'Request limit exceeded.')],
+    ['copy limit', awsError('ResourceLimitExceeded', 400, 'You have reached the limit of concurrent copies.')],
+  ])('%s: an AWS message ending with a full stop does not give ".." in the failure message', (_what, err) => {
+    expect(toFailure(err, CREATE).message).not.toContain('..');
   });
 
   test('AuthFailure advice', () => {
@@ -172,7 +181,9 @@ describe('toFailure', () => {
     expect(failure.type).toBe('InvalidInstanceID.NotFound');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain('CreateImage failed (instance i-0123456789abcdef0, region us-east-1)');
-    expect(failure.message).toContain("Check the instance ID i-0123456789abcdef0 exists in us-east-1, and the policy's targets and sourceRegion.");
+    expect(failure.message).toContain(
+      "Check the instance ID i-0123456789abcdef0 exists in us-east-1, and the policy's targets and sourceRegion.",
+    );
   });
 
   test('a KMS error names the key and the region', () => {
@@ -238,7 +249,9 @@ describe('toFailure', () => {
     const failure = toFailure(networkError('ECONNRESET'), CREATE);
     expect(failure.type).toBe('ECONNRESET');
     expect(failure.nonRetryable).toBe(false);
-    expect(failure.message).toBe('CreateImage failed (instance i-0123456789abcdef0, region us-east-1): ECONNRESET: socket hang up. Will retry.');
+    expect(failure.message).toBe(
+      'CreateImage failed (instance i-0123456789abcdef0, region us-east-1): ECONNRESET: socket hang up. Will retry.',
+    );
   });
 
   test('an ApplicationFailure passes through unchanged', () => {

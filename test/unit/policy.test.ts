@@ -264,8 +264,18 @@ const BAD: BadCase[] = [
   { what: 'an empty name', patch: (p) => (p.name = ''), path: 'name', message: 'is not a policy name' },
   { what: 'no name', patch: (p) => delete p.name, path: 'name', message: 'required field is missing' },
   // regions
-  { what: 'a source region without number', patch: (p) => (p.sourceRegion = 'us-east'), path: 'sourceRegion', message: 'not an AWS region name' },
-  { what: 'an upper-case source region', patch: (p) => (p.sourceRegion = 'US-EAST-1'), path: 'sourceRegion', message: 'not an AWS region name' },
+  {
+    what: 'a source region without number',
+    patch: (p) => (p.sourceRegion = 'us-east'),
+    path: 'sourceRegion',
+    message: 'not an AWS region name',
+  },
+  {
+    what: 'an upper-case source region',
+    patch: (p) => (p.sourceRegion = 'US-EAST-1'),
+    path: 'sourceRegion',
+    message: 'not an AWS region name',
+  },
   { what: 'no source region', patch: (p) => delete p.sourceRegion, path: 'sourceRegion', message: 'a region name is required' },
   {
     what: 'a copy region spelt as in GCP',
@@ -307,7 +317,12 @@ const BAD: BadCase[] = [
     path: 'copies[0].kmsKeyId',
     message: '"ami-backup" is not a KMS key',
   },
-  { what: 'an upper-case ALIAS/', patch: (p) => (p.copies[0].kmsKeyId = 'ALIAS/backup'), path: 'copies[0].kmsKeyId', message: 'is not a KMS key' },
+  {
+    what: 'an upper-case ALIAS/',
+    patch: (p) => (p.copies[0].kmsKeyId = 'ALIAS/backup'),
+    path: 'copies[0].kmsKeyId',
+    message: 'is not a KMS key',
+  },
   { what: 'an empty alias', patch: (p) => (p.copies[0].kmsKeyId = 'alias/'), path: 'copies[0].kmsKeyId', message: 'is not a KMS key' },
   {
     what: 'a truncated key ID',
@@ -412,7 +427,12 @@ const BAD: BadCase[] = [
   },
   { what: 'a timeout over 7 days', patch: (p) => (p.wait = { timeout: '8d' }), path: 'wait.timeout', message: 'longer than 7d' },
   { what: 'a timeout of 169h', patch: (p) => (p.wait = { timeout: '169h' }), path: 'wait.timeout', message: 'longer than 7d' },
-  { what: 'a duration as a number', patch: (p) => (p.wait = { timeout: 3600 }), path: 'wait.timeout', message: 'must be a duration string' },
+  {
+    what: 'a duration as a number',
+    patch: (p) => (p.wait = { timeout: 3600 }),
+    path: 'wait.timeout',
+    message: 'must be a duration string',
+  },
   {
     what: 'a maxAge under an hour',
     patch: (p) => (p.retention = { maxAge: '30m' }),
@@ -426,7 +446,12 @@ const BAD: BadCase[] = [
     path: 'targets.tags.Backup',
     message: 'tag values must be strings: quote them',
   },
-  { what: 'a numeric tag value', patch: (p) => (p.targets.tags = { Tier: 1 }), path: 'targets.tags.Tier', message: 'tag values must be strings' },
+  {
+    what: 'a numeric tag value',
+    patch: (p) => (p.targets.tags = { Tier: 1 }),
+    path: 'targets.tags.Tier',
+    message: 'tag values must be strings',
+  },
   { what: 'an empty tags map', patch: (p) => (p.targets.tags = {}), path: 'targets.tags', message: 'needs at least one tag' },
   {
     what: 'a tag value over 256 characters',
@@ -440,7 +465,12 @@ const BAD: BadCase[] = [
     path: 'targets',
     message: 'exactly one of "tags" or "instanceIds"',
   },
-  { what: 'neither tags nor instanceIds', patch: (p) => (p.targets = {}), path: 'targets', message: 'exactly one of "tags" or "instanceIds"' },
+  {
+    what: 'neither tags nor instanceIds',
+    patch: (p) => (p.targets = {}),
+    path: 'targets',
+    message: 'exactly one of "tags" or "instanceIds"',
+  },
   { what: 'no targets', patch: (p) => delete p.targets, path: 'targets', message: 'required field is missing' },
   {
     what: 'a short instance ID',
@@ -491,7 +521,12 @@ const BAD: BadCase[] = [
   },
   // concurrency, role, noReboot
   { what: 'maxConcurrent 0', patch: (p) => (p.maxConcurrent = 0), path: 'maxConcurrent', message: 'maxConcurrent must be at least 1' },
-  { what: 'maxConcurrent 10000', patch: (p) => (p.maxConcurrent = 10000), path: 'maxConcurrent', message: 'maxConcurrent must be at most 200' },
+  {
+    what: 'maxConcurrent 10000',
+    patch: (p) => (p.maxConcurrent = 10000),
+    path: 'maxConcurrent',
+    message: 'maxConcurrent must be at most 200',
+  },
   { what: 'maxConcurrent 2.5', patch: (p) => (p.maxConcurrent = 2.5), path: 'maxConcurrent', message: 'whole number' },
   {
     what: 'maxConcurrentCopies 51',
@@ -517,7 +552,12 @@ const BAD: BadCase[] = [
     path: 'roleArn',
     message: 'is not an IAM role ARN',
   },
-  { what: 'a role name as roleArn', patch: (p) => (p.roleArn = 'ami-backup'), path: 'roleArn', message: '"ami-backup" is not an IAM role ARN' },
+  {
+    what: 'a role name as roleArn',
+    patch: (p) => (p.roleArn = 'ami-backup'),
+    path: 'roleArn',
+    message: '"ami-backup" is not an IAM role ARN',
+  },
   { what: 'noReboot as a string', patch: (p) => (p.noReboot = 'yes'), path: 'noReboot', message: 'noReboot must be true or false' },
 ];
 
@@ -699,9 +739,12 @@ describe('loadPolicyFile', () => {
   test.each([
     ['empty.yaml', 'the file is empty'],
     ['list.yaml', 'a policy is a mapping'],
+    ['duplicate-keys.yaml', 'not valid YAML or JSON: Map keys must be unique at line 7'],
+    ['not-yaml.txt', 'not valid YAML or JSON'],
   ])('fixture bad/%s', (name, message) => {
     const err = catchPolicyError(() => loadPolicyFile(fixture(`bad/${name}`)));
-    expect(err.problems).toEqual([{ path: '', message: expect.stringContaining(message) }]);
+    expect(err.problems).toContainEqual({ path: '', message: expect.stringContaining(message) });
+    for (const p of err.problems) expect(p.path).toBe('');
   });
 
   test('fixture bad/unquoted-boolean-tag.yaml', () => {
