@@ -84,12 +84,28 @@ async function main(): Promise<void> {
     for (const stop of stops) await stop().catch(() => undefined);
   };
 
-  console.log(`\nBacking up ${instances[0]} with the CLI:\n  ami-backup run --policy ${path.relative(ROOT, policyFile)} --instance ${instances[0]} --wait\n`);
+  console.log(
+    `\nBacking up ${instances[0]} with the CLI:\n  ami-backup run --policy ${path.relative(ROOT, policyFile)} --instance ${instances[0]} --wait\n`,
+  );
   const code = await new Promise<number>((resolve) => {
-    const cli = spawn(process.execPath, [path.join(ROOT, 'dist/src/client.js'), 'run', '--policy', policyFile, '--instance', instances[0]!, '--wait', '--poll-interval', '500'], {
-      stdio: 'inherit',
-      env: process.env,
-    });
+    const cli = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, 'dist/src/client.js'),
+        'run',
+        '--policy',
+        policyFile,
+        '--instance',
+        instances[0]!,
+        '--wait',
+        '--poll-interval',
+        '500',
+      ],
+      {
+        stdio: 'inherit',
+        env: process.env,
+      },
+    );
     cli.on('exit', (c) => resolve(c ?? 1));
   });
 

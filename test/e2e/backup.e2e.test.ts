@@ -172,13 +172,23 @@ test('a bad policy prints every problem with its field and exits 2, starting not
   const before = await workflowCount();
   const file = writePolicy(
     'bad.yaml',
-    ['name: Web Servers', 'sourceRegion: us-east-1', 'targets: { tags: { Backup: true } }', 'copies:', '  - region: us-east-1', '    kmsKeyId: nope', 'colour: blue', ''].join('\n'),
+    [
+      'name: Web Servers',
+      'sourceRegion: us-east-1',
+      'targets: { tags: { Backup: true } }',
+      'copies:',
+      '  - region: us-east-1',
+      '    kmsKeyId: nope',
+      'colour: blue',
+      '',
+    ].join('\n'),
   );
   const run = await cli(['run', '--policy', file, '--instance', 'i-0123456789abcdef0', '--json']);
 
   expect(run.code).toBe(2);
   expect(run.stderr).toContain('nothing was started');
-  for (const field of ['name:', 'targets.tags.Backup:', 'copies[0].region:', 'copies[0].kmsKeyId:', 'colour:']) expect(run.stderr).toContain(field);
+  for (const field of ['name:', 'targets.tags.Backup:', 'copies[0].region:', 'copies[0].kmsKeyId:', 'colour:'])
+    expect(run.stderr).toContain(field);
   expect(run.stdout).toBe('');
   expect(await workflowCount()).toBe(before);
 });
@@ -192,7 +202,17 @@ test('a malformed instance ID exits 2 and starts nothing', async () => {
 });
 
 test('a backup that fails exits 1 and says which instance, where and why', async () => {
-  const run = await cli(['run', '--policy', writePolicy('ok.json', goodPolicy), '--instance', 'i-0fedcba9876543210', '--wait', '--json', '--poll-interval', '300']);
+  const run = await cli([
+    'run',
+    '--policy',
+    writePolicy('ok.json', goodPolicy),
+    '--instance',
+    'i-0fedcba9876543210',
+    '--wait',
+    '--json',
+    '--poll-interval',
+    '300',
+  ]);
   expect(run.code).toBe(1);
   const report = lastJson(run.stdout);
   expect(report.status).toBe('failed');

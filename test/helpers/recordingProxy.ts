@@ -35,7 +35,13 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
       const body = Buffer.concat(chunks);
       const text = body.toString('utf8');
       const region = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\//.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
-      requests.push({ method: req.method ?? '', path: req.url ?? '', action: actionOf(text, req.headers['x-amz-target'] as string | undefined), region, body: text });
+      requests.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        action: actionOf(text, req.headers['x-amz-target'] as string | undefined),
+        region,
+        body: text,
+      });
       const forward = http.request(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
         (upstreamRes) => {

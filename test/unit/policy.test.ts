@@ -19,6 +19,8 @@ import { durationMs } from '../../src/policy/duration';
 const FIXTURES = join(__dirname, '..', 'fixtures', 'policies');
 const fixture = (name: string) => join(FIXTURES, name);
 
+// Policies are patched freely in the table below, so their shape is deliberately loose.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Raw = Record<string, any>;
 
 /** A valid policy as a user would write it, before defaults. */

@@ -183,7 +183,15 @@ test('happy path: create, wait, copy, wait, SSM; the result names every image', 
   ]);
   const progress = await handle.query(progressQuery);
   expect(progress.step).toBe('done');
-  expect(progress.steps.map((s) => s.step)).toEqual(['createImage', 'waitForImage', 'tagSnapshots', 'copyImage', 'waitForCopy', 'tagSnapshots', 'setSsmParam']);
+  expect(progress.steps.map((s) => s.step)).toEqual([
+    'createImage',
+    'waitForImage',
+    'tagSnapshots',
+    'copyImage',
+    'waitForCopy',
+    'tagSnapshots',
+    'setSsmParam',
+  ]);
   expect(progress.steps.every((s) => s.endedAt && s.detail)).toBe(true);
   // The Web UI reads like a log: activities and timers carry summaries, the run has current details.
   const history = await historyOf(handle);
@@ -263,7 +271,10 @@ test('a non-retryable AWS error fails at once, after one attempt', async () => {
 });
 
 test('a retryable AWS error is retried by Temporal and the backup recovers', async () => {
-  const throttled = toFailure(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503), { operation: 'ec2:CreateImage', region: 'us-east-1' });
+  const throttled = toFailure(awsError('RequestLimitExceeded', 'Request limit exceeded.', 503), {
+    operation: 'ec2:CreateImage',
+    region: 'us-east-1',
+  });
   const id = newInstance({ createErrors: [throttled] });
   const handle = await start(id);
   const result = await handle.result();
