@@ -13,7 +13,9 @@ import { tagSnapshots } from '../../src/activities/tagSnapshots';
 import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, TAG_SOURCE_IMAGE, amiName, backupTags } from '../../src/shared/naming';
 import { seedInstances } from '../../scripts/seed';
 import { startMoto, type Moto } from '../../scripts/stack';
+import { createAwsClients } from '../../src/activities/aws';
 import { awsError, recordingAws, useMoto, type TestAws } from '../helpers/aws';
+import { startRecordingProxy } from '../helpers/recordingProxy';
 
 const SRC = 'us-east-1';
 const DR = 'eu-west-1';
@@ -151,6 +153,42 @@ describe('createImage', () => {
       createImage(t.aws, { policy: POLICY, region: SRC, instanceId: instanceId!, runId: '20261203T060000Z', noReboot: true }),
     );
     expect(failure).toMatchObject({ type: 'RequestLimitExceeded', nonRetryable: false });
+  });
+});
+
+describe('roleArn', () => {
+  it("assumes the policy's role through STS and signs the EC2 calls with the role's credentials", async () => {
+    const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
+    const proxy = await startRecordingProxy(moto.endpoint);
+    process.env.AWS_ENDPOINT_URL = proxy.endpoint;
+    try {
+      const aws = createAwsClients();
+      const roleArn = 'arn:aws:iam::123456789012:role/ami-backup';
+      const out = await createImage(aws, {
+        policy: POLICY,
+        region: SRC,
+        instanceId: instanceId!,
+        runId: '20261203T065000Z',
+        noReboot: true,
+        roleArn,
+      });
+      expect(out.reused).toBe(false);
+
+      const assume = proxy.requests.filter((r) => r.action === 'AssumeRole');
+      expect(assume).toHaveLength(1);
+      expect(assume[0]!.body).toContain(`RoleArn=${encodeURIComponent(roleArn)}`);
+      expect(assume[0]!.body).toContain('RoleSessionName=ami-backup');
+      expect(assume[0]!.accessKeyId).toBe('testing');
+      const create = proxy.requests.find((r) => r.action === 'CreateImage')!;
+      expect(create.accessKeyId).not.toBe('testing');
+      expect(create.accessKeyId).toMatch(/^ASIA/);
+      // The same client (and its cached credentials) serves the next call: no second AssumeRole.
+      await getImageState(aws, { region: SRC, imageId: out.imageId, roleArn });
+      expect(proxy.requests.filter((r) => r.action === 'AssumeRole')).toHaveLength(1);
+    } finally {
+      process.env.AWS_ENDPOINT_URL = moto.endpoint;
+      await proxy.stop();
+    }
   });
 });
 

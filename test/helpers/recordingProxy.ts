@@ -11,6 +11,8 @@ export interface ProxiedRequest {
   /** The AWS action: the Query protocol's Action=, or the JSON protocol's X-Amz-Target. */
   action: string;
   region: string;
+  /** The access key ID the request was signed with. */
+  accessKeyId: string;
   body: string;
 }
 
@@ -34,12 +36,14 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const text = body.toString('utf8');
-      const region = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\//.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
+      const auth = String(req.headers.authorization ?? '');
+      const [, accessKeyId = '', region = ''] = /Credential=([^/]+)\/\d{8}\/([a-z0-9-]+)\//.exec(auth) ?? [];
       requests.push({
         method: req.method ?? '',
         path: req.url ?? '',
         action: actionOf(text, req.headers['x-amz-target'] as string | undefined),
         region,
+        accessKeyId,
         body: text,
       });
       const forward = http.request(
