@@ -9,6 +9,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { version } from '../package.json';
 import { INSTANCE_ID_RE, PolicyError, formatProblems, loadPolicyFile, type Policy } from './policy';
 import { instanceWorkflowId, runIdFor, ssmParameterName } from './shared/naming';
 import type { BackupInstanceResult, BackupProgress } from './shared/types';
@@ -52,6 +54,23 @@ async function connect(settings: TemporalSettings): Promise<Client> {
 }
 
 class ConnectError extends Error {}
+
+/**
+ * Whether any worker polled the task queue lately. A run started with no worker waits silently
+ * for one; the operator should hear that at once. Unknown (undefined) when the server will not say.
+ */
+async function hasWorker(client: Client, settings: TemporalSettings): Promise<boolean | undefined> {
+  try {
+    const described = await client.workflowService.describeTaskQueue({
+      namespace: settings.namespace,
+      taskQueue: { name: settings.taskQueue },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    return (described.pollers ?? []).length > 0;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Follows a run through its `progress` query, printing a line whenever something moves. */
 async function follow(handle: WorkflowHandle, out: Output, intervalMs: number): Promise<BackupProgress | undefined> {
@@ -169,6 +188,12 @@ async function runCommand(opts: {
     out.info(`Started backup of ${instanceId} (policy ${policy.name}, run ${runId})`);
     out.info(`  workflow: ${workflowId}`);
     out.info(`  Web UI:   ${workflowUiLink(settings, workflowId, started.runId)}`);
+    if ((await hasWorker(client, settings)) === false) {
+      out.info(
+        `Warning: no worker is polling task queue "${settings.taskQueue}" in namespace "${settings.namespace}"; ` +
+          'the backup starts when one does. Start one with `npm run worker` (same TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, AMI_BACKUP_TASK_QUEUE).',
+      );
+    }
 
     if (!opts.wait) {
       if (out.json) console.log(JSON.stringify({ workflowId, status: 'running', instances: [] } satisfies RunReport));
@@ -204,6 +229,7 @@ async function runCommand(opts: {
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('ami-backup')
     .description('Durable EC2 AMI backups into disaster-recovery regions, on Temporal.')
+    .version(version)
     .showHelpAfterError()
     .exitOverride();
 

@@ -50,9 +50,9 @@ interface CliResult {
   stderr: string;
 }
 
-function cli(args: string[]): Promise<CliResult> {
+function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLIENT, ...args], { env: processEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLIENT, ...args], { env: { ...processEnv(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -233,6 +233,30 @@ test('a second run for an instance whose backup is still running is refused, nam
   expect(second.code).toBe(1);
   expect(second.stderr).toContain(`already running: workflow ami-backup/e2e/${instanceId}`);
   await env.client.workflow.getHandle(`ami-backup/e2e/${instanceId}`).cancel();
+});
+
+test('starting a run on a task queue no worker polls warns the operator', async () => {
+  const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
+  const run = await cli(['run', '--policy', writePolicy('ok.json', goodPolicy), '--instance', instanceId!], {
+    AMI_BACKUP_TASK_QUEUE: 'nobody-polls-this',
+  });
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain('Warning: no worker is polling task queue "nobody-polls-this"');
+  await env.client.workflow.getHandle(`ami-backup/e2e/${instanceId}`).terminate('test over');
+  // With a worker on the queue, no warning.
+  const [other] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
+  const served = await cli([
+    'run',
+    '--policy',
+    writePolicy('ok.json', goodPolicy),
+    '--instance',
+    other!,
+    '--wait',
+    '--poll-interval',
+    '300',
+  ]);
+  expect(served.code).toBe(0);
+  expect(served.stdout).not.toContain('no worker is polling');
 });
 
 test('the worker stops cleanly on SIGTERM', async () => {
