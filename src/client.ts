@@ -29,6 +29,14 @@ export interface RunReport {
   instances: Array<BackupInstanceResult>;
 }
 
+/** How a run that did not succeed ended, in the words of the JSON report. */
+const CLOSED_STATUS: Record<string, RunReport['status']> = {
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  TERMINATED: 'terminated',
+  TIMED_OUT: 'timed_out',
+};
+
 class UsageError extends Error {}
 
 interface Output {
@@ -212,7 +220,7 @@ async function runCommand(opts: {
     } catch (err) {
       if (!(err instanceof WorkflowFailedError)) throw err;
       const desc = await handle.describe();
-      const status = (desc.status.name === 'COMPLETED' ? 'failed' : desc.status.name.toLowerCase()) as RunReport['status'];
+      const status = CLOSED_STATUS[desc.status.name] ?? 'failed';
       const error = causeMessage(err);
       const ssm = ssmParameterName(policy.ssmParameter, { policy: policy.name, instanceId, sourceRegion: policy.sourceRegion });
       report = { workflowId, status, instances: [failedInstance(workflowId, instanceId, policy, progress, error, ssm)] };

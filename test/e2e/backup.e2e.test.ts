@@ -235,6 +235,27 @@ test('a second run for an instance whose backup is still running is refused, nam
   await env.client.workflow.getHandle(`ami-backup/e2e/${instanceId}`).cancel();
 });
 
+test('a run cancelled while --wait follows it reports "cancelled" and exits 1', async () => {
+  const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
+  const slow = writePolicy('slow.json', { ...goodPolicy, wait: { firstCheck: '30s', maxInterval: '30s', timeout: '2m' } });
+  const following = cli(['run', '--policy', slow, '--instance', instanceId!, '--wait', '--json', '--poll-interval', '200']);
+  const handle = env.client.workflow.getHandle(`ami-backup/e2e/${instanceId}`);
+  for (
+    let i = 0;
+    i < 100 &&
+    !(await handle.describe().then(
+      () => true,
+      () => false,
+    ));
+    i++
+  )
+    await new Promise((r) => setTimeout(r, 100));
+  await handle.cancel();
+  const run = await following;
+  expect(run.code).toBe(1);
+  expect(lastJson(run.stdout)).toMatchObject({ status: 'cancelled', instances: [{ instanceId, status: 'failed' }] });
+});
+
 test('starting a run on a task queue no worker polls warns the operator', async () => {
   const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
   const run = await cli(['run', '--policy', writePolicy('ok.json', goodPolicy), '--instance', instanceId!], {
