@@ -5,7 +5,7 @@
 import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
-import { copyImage, copyClientToken } from '../../src/activities/copyImage';
+import { copyImage, copyClientToken, type CopyImageInput } from '../../src/activities/copyImage';
 import { createImage } from '../../src/activities/createImage';
 import { getImageState } from '../../src/activities/getImageState';
 import { setSsmParam } from '../../src/activities/setSsmParam';
@@ -253,27 +253,28 @@ describe('tagSnapshots', () => {
   });
 });
 
-describe('copyImage', () => {
-  async function sourceImage(runId: string) {
-    const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
-    const created = await createImage(t.aws, { policy: POLICY, region: SRC, instanceId: instanceId!, runId, noReboot: true });
-    const tags = [...backupTags({ policy: POLICY, instanceId: instanceId!, runId }), { Key: TAG_SOURCE_IMAGE, Value: created.imageId }];
-    return { instanceId: instanceId!, runId, tags, ...created };
-  }
+/** A source image made by createImage, and the copyImage input for it. */
+async function sourceImage(runId: string) {
+  const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
+  const created = await createImage(t.aws, { policy: POLICY, region: SRC, instanceId: instanceId!, runId, noReboot: true });
+  const tags = [...backupTags({ policy: POLICY, instanceId: instanceId!, runId }), { Key: TAG_SOURCE_IMAGE, Value: created.imageId }];
+  const copyInput: CopyImageInput = {
+    policy: POLICY,
+    instanceId: instanceId!,
+    runId,
+    sourceRegion: SRC,
+    sourceImageId: created.imageId,
+    region: DR,
+    name: created.name,
+    tags,
+  };
+  return { instanceId: instanceId!, runId, tags, copyInput, ...created };
+}
 
+describe('copyImage', () => {
   it('copies into the DR region encrypted with the KMS key, a deterministic ClientToken and the tags', async () => {
     const src = await sourceImage('20261203T090000Z');
-    const out = await copyImage(t.aws, {
-      policy: POLICY,
-      instanceId: src.instanceId,
-      runId: src.runId,
-      sourceRegion: SRC,
-      sourceImageId: src.imageId,
-      region: DR,
-      name: src.name,
-      kmsKeyId: 'alias/ami-backup',
-      tags: src.tags,
-    });
+    const out = await copyImage(t.aws, { ...src.copyInput, kmsKeyId: 'alias/ami-backup' });
 
     expect(out.reused).toBe(false);
     const copy = (await ec2Dr.send(new DescribeImagesCommand({ ImageIds: [out.imageId] }))).Images![0]!;
@@ -290,16 +291,7 @@ describe('copyImage', () => {
 
   it('is idempotent: a retry returns the copy already made, and the token is stable', async () => {
     const src = await sourceImage('20261203T100000Z');
-    const input = {
-      policy: POLICY,
-      instanceId: src.instanceId,
-      runId: src.runId,
-      sourceRegion: SRC,
-      sourceImageId: src.imageId,
-      region: DR,
-      name: src.name,
-      tags: src.tags,
-    };
+    const input = src.copyInput;
     const first = await copyImage(t.aws, input);
     const second = await copyImage(t.aws, input);
     expect(second).toEqual({ imageId: first.imageId, reused: true });
@@ -315,16 +307,7 @@ describe('copyImage', () => {
 
   it('omits KmsKeyId when the policy names none (the account default EBS key)', async () => {
     const src = await sourceImage('20261203T103000Z');
-    await copyImage(t.aws, {
-      policy: POLICY,
-      instanceId: src.instanceId,
-      runId: src.runId,
-      sourceRegion: SRC,
-      sourceImageId: src.imageId,
-      region: DR,
-      name: src.name,
-      tags: src.tags,
-    });
+    await copyImage(t.aws, { ...src.copyInput });
     const request = t.requests.find((r) => r.command === 'CopyImageCommand')!;
     expect(request.body).toContain('Encrypted=true');
     expect(request.body).not.toContain('KmsKeyId');
@@ -335,18 +318,7 @@ describe('copyImage', () => {
     t.setFault((command) =>
       command === 'CopyImageCommand' ? awsError('ResourceLimitExceeded', 'Too many snapshot copies in progress.') : undefined,
     );
-    const failure = await failureOf(
-      copyImage(t.aws, {
-        policy: POLICY,
-        instanceId: src.instanceId,
-        runId: src.runId,
-        sourceRegion: SRC,
-        sourceImageId: src.imageId,
-        region: DR,
-        name: src.name,
-        tags: src.tags,
-      }),
-    );
+    const failure = await failureOf(copyImage(t.aws, { ...src.copyInput }));
     expect(failure.nonRetryable).toBe(false);
     expect(failure.type).toBe('ResourceLimitExceeded');
     expect(failure.nextRetryDelay).toBeDefined();
@@ -357,19 +329,7 @@ describe('copyImage', () => {
     t.setFault((command) =>
       command === 'CopyImageCommand' ? awsError('InvalidKMSKey.NotFound', 'The KMS key alias/nope does not exist') : undefined,
     );
-    const failure = await failureOf(
-      copyImage(t.aws, {
-        policy: POLICY,
-        instanceId: src.instanceId,
-        runId: src.runId,
-        sourceRegion: SRC,
-        sourceImageId: src.imageId,
-        region: DR,
-        name: src.name,
-        kmsKeyId: 'alias/nope',
-        tags: src.tags,
-      }),
-    );
+    const failure = await failureOf(copyImage(t.aws, { ...src.copyInput, kmsKeyId: 'alias/nope' }));
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain('alias/nope');
     expect(failure.message).toContain(DR);
@@ -380,20 +340,9 @@ describe('setSsmParam', () => {
   const ssm = () => new SSMClient({ region: DR });
 
   async function copyFor(runId: string) {
-    const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' } });
-    const created = await createImage(t.aws, { policy: POLICY, region: SRC, instanceId: instanceId!, runId, noReboot: true });
-    const tags = [...backupTags({ policy: POLICY, instanceId: instanceId!, runId }), { Key: TAG_SOURCE_IMAGE, Value: created.imageId }];
-    const copy = await copyImage(t.aws, {
-      policy: POLICY,
-      instanceId: instanceId!,
-      runId,
-      sourceRegion: SRC,
-      sourceImageId: created.imageId,
-      region: DR,
-      name: created.name,
-      tags,
-    });
-    return { instanceId: instanceId!, imageId: copy.imageId };
+    const src = await sourceImage(runId);
+    const copy = await copyImage(t.aws, src.copyInput);
+    return { instanceId: src.instanceId, imageId: copy.imageId };
   }
 
   it('writes the image ID as an aws:ec2:image parameter in the DR region', async () => {
