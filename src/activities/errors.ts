@@ -98,7 +98,8 @@ const NON_RETRYABLE_CODES = new Set([
   'InstanceTerminated',
 ]);
 
-function errorCode(err: unknown): string {
+/** The AWS error code of an SDK error ("InvalidAMIID.NotFound"), or its network code. */
+export function awsErrorCode(err: unknown): string {
   const e = err as { name?: string; code?: string; Code?: string; cause?: { code?: string } };
   return e?.code ?? e?.Code ?? e?.cause?.code ?? e?.name ?? 'UnknownError';
 }
@@ -108,7 +109,7 @@ function httpStatus(err: unknown): number | undefined {
 }
 
 export function classifyAwsError(err: unknown): Classified {
-  const code = errorCode(err);
+  const code = awsErrorCode(err);
   const message = err instanceof Error ? err.message : String(err);
   if (code === 'ResourceLimitExceeded') return { kind: 'copy-limit', code, message };
   if (RETRYABLE_CODES.has(code) || NETWORK_CODES.has(code) || /throttl/i.test(code)) return { kind: 'retryable', code, message };
@@ -153,13 +154,13 @@ export function adviceFor(code: string, ctx: ErrorContext): string {
   if (/kms/i.test(code) || (ctx.kmsKeyId && /key/i.test(code))) {
     return `Check that KMS key ${ctx.kmsKeyId ?? '(account default)'} exists and is enabled in ${ctx.region}, and that the worker may use it (kms:CreateGrant, kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey).`;
   }
-  if (code.startsWith('InvalidAMIID'))
-    return `Image ${ctx.imageId ?? ''} does not exist in ${ctx.region} (deregistered by someone else?). Run the backup again.`.replace(
-      '  ',
-      ' ',
-    );
+  if (code.startsWith('InvalidAMIID')) {
+    const image = ctx.imageId ? `Image ${ctx.imageId}` : 'Image';
+    return `${image} does not exist in ${ctx.region} (deregistered by someone else?). Run the backup again.`;
+  }
   if (code.startsWith('Parameter') || code.startsWith('Hierarchy') || code === 'InvalidKeyId') {
-    return `Check the policy's ssmParameter template and the SSM parameter ${ctx.parameter ?? ''} in ${ctx.region}.`.replace('  ', ' ');
+    const parameter = ctx.parameter ? `the SSM parameter ${ctx.parameter}` : 'the SSM parameter';
+    return `Check the policy's ssmParameter template and ${parameter} in ${ctx.region}.`;
   }
   return 'See the AWS error above; fix its cause and run the backup again.';
 }
@@ -202,8 +203,4 @@ export async function awsCall<T>(ctx: ErrorContext, call: () => Promise<T>): Pro
   } catch (err) {
     throw toFailure(err, ctx);
   }
-}
-
-export function awsErrorCode(err: unknown): string {
-  return errorCode(err);
 }
