@@ -1,4 +1,4 @@
-import { CopyImageCommand, CreateTagsCommand } from '@aws-sdk/client-ec2';
+import { CopyImageCommand, CreateTagsCommand, EnableImageDeprecationCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { TAG_POLICY, TAG_SOURCE_IMAGE, type Tag } from '../shared/naming';
@@ -19,6 +19,8 @@ export interface CopyImageInput {
   kmsKeyId?: string;
   /** Tags for the copy and its snapshots: the source image's, plus ami-backup:source-image. */
   tags: Tag[];
+  /** When the copy is deprecated (ISO 8601; EnableImageDeprecation), if the policy asks. */
+  deprecateAt?: string;
   roleArn?: string;
 }
 
@@ -57,7 +59,10 @@ export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise
       ctx,
     )
   ).find(isLiveImage);
-  if (earlier?.ImageId) return { imageId: earlier.ImageId, reused: true };
+  if (earlier?.ImageId) {
+    await deprecate(ec2, input, earlier.ImageId, ctx);
+    return { imageId: earlier.ImageId, reused: true };
+  }
 
   const copied = await awsCall(ctx, () =>
     ec2.send(
@@ -82,5 +87,14 @@ export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise
   await awsCall({ ...ctx, operation: 'ec2:CreateTags', imageId: copied.ImageId }, () =>
     ec2.send(new CreateTagsCommand({ Resources: [copied.ImageId!], Tags: input.tags })),
   );
+  await deprecate(ec2, input, copied.ImageId, ctx);
   return { imageId: copied.ImageId, reused: false };
+}
+
+/** Sets the copy's deprecation time (idempotent: the same time again is a no-op for EC2). */
+async function deprecate(ec2: EC2Client, input: CopyImageInput, imageId: string, ctx: ErrorContext): Promise<void> {
+  if (!input.deprecateAt) return;
+  await awsCall({ ...ctx, operation: 'ec2:EnableImageDeprecation', imageId }, () =>
+    ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: new Date(input.deprecateAt!) })),
+  );
 }

@@ -2,7 +2,7 @@
  * The one place that decides what an AWS error means for a backup: retry it, wait longer for it,
  * or stop and tell a person. Activities wrap every AWS call with `toFailure`.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type Duration } from '@temporalio/common';
 
 export type ErrorKind = 'retryable' | 'copy-limit' | 'non-retryable';
 
@@ -170,8 +170,15 @@ function where(ctx: ErrorContext): string {
   return parts.filter(Boolean).join(', ');
 }
 
-/** How long to wait before trying a copy again when the destination region has too many in flight. */
+/**
+ * How long to wait before trying a copy again when the destination region has too many in flight
+ * (AMI_BACKUP_COPY_LIMIT_RETRY_DELAY on the worker overrides it, e.g. "30s").
+ */
 export const COPY_LIMIT_RETRY_DELAY = '1 minute';
+
+function copyLimitRetryDelay(): Duration {
+  return (process.env.AMI_BACKUP_COPY_LIMIT_RETRY_DELAY || COPY_LIMIT_RETRY_DELAY) as Duration;
+}
 
 /**
  * Turns any error from an AWS call into the failure Temporal should see: retryable errors keep
@@ -185,9 +192,9 @@ export function toFailure(err: unknown, ctx: ErrorContext): ApplicationFailure {
   switch (c.kind) {
     case 'copy-limit':
       return ApplicationFailure.create({
-        message: `${base}. Too many copies in flight in ${ctx.region}; waiting ${COPY_LIMIT_RETRY_DELAY} before trying again.`,
+        message: `${base}. Too many copies in flight in ${ctx.region}; waiting ${copyLimitRetryDelay()} before trying again.`,
         type: c.code,
-        nextRetryDelay: COPY_LIMIT_RETRY_DELAY,
+        nextRetryDelay: copyLimitRetryDelay(),
       });
     case 'retryable':
       return ApplicationFailure.retryable(`${base}. Will retry.`, c.code);

@@ -3,19 +3,25 @@
  * sample): the worker passes real clients, tests pass clients pointed at moto. Workflows import
  * only the type of what this returns.
  */
+import type { ApplyRetentionInput, FindInstancesInput } from '../shared/types';
 import type { AwsClients } from './aws';
 import { copyImage, type CopyImageInput } from './copyImage';
 import { createImage, type CreateImageInput } from './createImage';
+import { findInstances } from './findInstances';
 import { getImageState, type GetImageStateInput } from './getImageState';
+import { applyRetention, listBackups, type ListBackupsInput } from './retention';
 import { setSsmParam, type SetSsmParamInput } from './setSsmParam';
 import { tagSnapshots, type TagSnapshotsInput } from './tagSnapshots';
 
 export const createActivities = (aws: AwsClients) => ({
+  findInstances: (input: FindInstancesInput) => findInstances(aws, input),
   createImage: (input: CreateImageInput) => createImage(aws, input),
   getImageState: (input: GetImageStateInput) => getImageState(aws, input),
   tagSnapshots: (input: TagSnapshotsInput) => tagSnapshots(aws, input),
   copyImage: (input: CopyImageInput) => copyImage(aws, input),
   setSsmParam: (input: SetSsmParamInput) => setSsmParam(aws, input),
+  listBackups: (input: ListBackupsInput) => listBackups(aws, input),
+  applyRetention: (input: ApplyRetentionInput) => applyRetention(aws, input),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

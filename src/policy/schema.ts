@@ -58,6 +58,8 @@ const copy = z
     region,
     kmsKeyId: kmsKeyId.optional(),
     retention: retention.optional(),
+    /** EnableImageDeprecation on the copy: it stops showing in launch wizards after this long (it stays usable). */
+    deprecateAfter: duration('deprecateAfter', 3_600_000).optional(),
   })
   .superRefine(
     (c, ctx) => {

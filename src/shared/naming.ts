@@ -36,6 +36,19 @@ export function instanceWorkflowId(policy: string, instanceId: string): string {
   return `ami-backup/${policy}/${instanceId}`;
 }
 
+/**
+ * The fleet run of a policy. Ad-hoc fleet runs use it as is (a second one is refused while one
+ * runs); a Schedule appends the scheduled time to it, so scheduled runs sort under it too.
+ */
+export function fleetWorkflowId(policy: string): string {
+  return `ami-backup/${policy}/fleet`;
+}
+
+/** The Schedule of a policy: one per policy, named after it. */
+export function scheduleIdFor(policy: string): string {
+  return `ami-backup-${policy}`;
+}
+
 export function ssmParameterName(template: string, vars: { policy: string; instanceId: string; sourceRegion: string }): string {
   return template.replace(/\{(policy|instanceId|sourceRegion)\}/g, (_, key: keyof typeof vars) => vars[key]);
 }

@@ -12,6 +12,80 @@ export interface BackupInstanceInput {
   instanceId: string;
   /** The run's timestamp, yyyymmddThhmmssZ: names the AMI and tags everything the run creates. */
   runId: string;
+  /**
+   * Set by backupFleet: ask the parent for a copy slot per region before CopyImage (the fleet
+   * keeps at most policy.maxConcurrentCopies copies in flight per region).
+   */
+  copySlotsFromParent?: boolean;
+}
+
+/** backupFleet's input: what a Schedule's action carries. */
+export interface BackupFleetInput {
+  policy: Policy;
+  /** Whether the namespace has the AmiBackupPolicy / AmiBackupInstanceId search attributes (the starter checks). */
+  searchAttributes?: boolean;
+  /** Only these instances (an ad-hoc run of part of the fleet); default: findInstances. */
+  instanceIds?: string[];
+  /** The run's timestamp; default: the workflow's start time. Kept across continue-as-new. */
+  runId?: string;
+  /** Carried across continue-as-new: what is left and what is done. */
+  carry?: FleetCarry;
+}
+
+export interface FleetCarry {
+  remaining: string[];
+  /** The report so far: failures and skips always, successes up to the detail limit. */
+  results: FleetInstanceResult[];
+  counts: { succeeded: number; failed: number; skipped: number };
+  total: number;
+  startedAt: string;
+  /** How many runs (continue-as-new generations) came before this one. */
+  generation: number;
+}
+
+/** One instance in the fleet report. `ssmParameter` is left out: it derives from the policy. */
+export interface FleetInstanceResult {
+  instanceId: string;
+  status: 'succeeded' | 'failed' | 'skipped';
+  sourceImageId?: string;
+  copies?: CopyResult[];
+  deleted?: DeletedImage[];
+  warnings?: string[];
+  /** Why it failed or was skipped. */
+  error?: string;
+  /** The child workflow that backed it up. */
+  workflowId?: string;
+}
+
+export interface FleetReport {
+  policy: string;
+  runId: string;
+  startedAt: string;
+  endedAt: string;
+  counts: { total: number; succeeded: number; failed: number; skipped: number };
+  /** Every failed and skipped instance; succeeded ones while the report is under its detail limit (1,000). */
+  instances: FleetInstanceResult[];
+  /** Succeeded instances counted but not listed (their child workflows hold the detail). */
+  unlisted: number;
+}
+
+/** The answer of backupFleet's `progress` query. */
+export interface FleetProgress {
+  policy: string;
+  runId: string;
+  startedAt: string;
+  phase: 'finding instances' | 'backing up' | 'done';
+  total: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  /** Instances being backed up right now (child workflows running). */
+  inFlight: string[];
+  /** Copies in flight per copy region, and how many wait for a slot. */
+  copySlots: Record<string, { inFlight: number; waiting: number; limit: number }>;
+  /** The latest failures, newest last (at most 20). */
+  recentFailures: Array<{ instanceId: string; error: string }>;
+  generation: number;
 }
 
 export interface CopyResult {
@@ -26,8 +100,10 @@ export interface BackupInstanceResult {
   copies: CopyResult[];
   /** The SSM parameter name written in every copy region. */
   ssmParameter: string;
-  /** Image IDs retired by retention (filled in once retention runs). */
-  deleted: string[];
+  /** Images retired by retention after this backup, in every region. */
+  deleted: DeletedImage[];
+  /** Things that did not stop the backup but need a look (retention that could not run). */
+  warnings?: string[];
   error?: string;
 }
 
@@ -46,7 +122,17 @@ export interface ImageStatus {
 }
 
 export type StepName =
-  'starting' | 'createImage' | 'waitForImage' | 'tagSnapshots' | 'copyImage' | 'waitForCopy' | 'setSsmParam' | 'done' | 'failed';
+  | 'starting'
+  | 'createImage'
+  | 'waitForImage'
+  | 'tagSnapshots'
+  | 'waitForCopySlot'
+  | 'copyImage'
+  | 'waitForCopy'
+  | 'setSsmParam'
+  | 'applyRetention'
+  | 'done'
+  | 'failed';
 
 export interface StepRecord {
   step: StepName;
@@ -75,5 +161,75 @@ export interface BackupProgress {
   source: ImageProgress;
   copies: ImageProgress[];
   steps: StepRecord[];
+  /** Images retention deleted after this backup. */
+  deleted?: number;
+  warnings?: string[];
   error?: string;
+}
+
+/** An image retention retired: deregistered, with the snapshots deleted behind it. */
+export interface DeletedImage {
+  region: string;
+  imageId: string;
+  name?: string;
+  /** The ami-backup:run tag of the image (the run that made it). */
+  runId?: string;
+  snapshotIds: string[];
+  /** Why it went: "beyond keepLast 2" or "older than maxAge 30d". */
+  reason: string;
+}
+
+/** One of this tool's images for a policy and instance, as retention and `plan` see it. */
+export interface BackupImage {
+  region: string;
+  imageId: string;
+  name?: string;
+  runId?: string;
+  /** EC2's CreationDate (ISO 8601). */
+  creationDate?: string;
+  state: string;
+  snapshotIds: string[];
+}
+
+export interface RetentionRule {
+  keepLast?: number;
+  /** A duration string as in the policy ("30d"). */
+  maxAge?: string;
+}
+
+export interface FindInstancesInput {
+  region: string;
+  roleArn?: string;
+  /** Every tag must match (running and stopped instances). */
+  tags?: Record<string, string>;
+  /** Or these instances; any that does not exist or is terminated is reported in `problems`. */
+  instanceIds?: string[];
+}
+
+export interface FindInstancesOutput {
+  /** The instances to back up, sorted. */
+  instanceIds: string[];
+  /** Listed instances that cannot be backed up, with why ("does not exist in us-east-1", "is terminated"). */
+  problems: Array<{ instanceId: string; reason: string }>;
+}
+
+export interface ApplyRetentionInput {
+  policy: string;
+  instanceId: string;
+  region: string;
+  rule: RetentionRule;
+  /** Images never deleted: those this run made. */
+  protect: string[];
+  /** The SSM parameter to read in this region: the image it holds is never deleted. */
+  ssmParameter?: string;
+  /** The workflow's clock, in ms since the epoch (maxAge is measured from it). */
+  nowMs: number;
+  roleArn?: string;
+}
+
+export interface ApplyRetentionOutput {
+  region: string;
+  deleted: DeletedImage[];
+  /** Images of this policy and instance left in the region. */
+  kept: number;
 }

@@ -2,7 +2,9 @@
  * backupInstance: one EC2 instance, one run.
  *
  *   createImage → wait (durable timers) → tag snapshots
- *     → for each copy region, in parallel: copyImage (encrypted) → wait → tag snapshots → setSsmParam
+ *     → for each copy region, in parallel: [copy slot from the fleet] → copyImage (encrypted)
+ *       → wait → tag snapshots → setSsmParam
+ *     → retention in the source region and every copy region that has a rule
  *
  * Deterministic code only: no I/O, no Node imports; time comes from Temporal's workflow clock.
  */
@@ -26,10 +28,13 @@ import {
   type BackupInstanceResult,
   type BackupProgress,
   type CopyResult,
+  type DeletedImage,
   type ImageProgress,
+  type RetentionRule,
   type StepName,
 } from '../shared/types';
 import { nextInterval, type WaitSettings } from './backoff';
+import { CopySlotClient } from './copySlots';
 import { renderProgress } from './render';
 
 export const progressQuery = defineQuery<BackupProgress>('progress');
@@ -41,6 +46,12 @@ export const NOT_FOUND_GRACE_MS = 5 * 60_000;
 const aws = proxyActivities<Activities>({
   startToCloseTimeout: '2m',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 10 },
+});
+
+/** Retention: a few minutes of deletes at most; transient errors retried, the rest become a warning. */
+const retire = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
 });
 
 /** One look at an image: short, a few quick retries; the next poll is the real retry. */
@@ -73,6 +84,7 @@ function failureType(err: unknown): string | undefined {
 
 export async function backupInstance(input: BackupInstanceInput): Promise<BackupInstanceResult> {
   const { policy, instanceId, runId } = input;
+  const slots = new CopySlotClient(Boolean(input.copySlotsFromParent));
   const { roleArn } = policy;
   const waitSettings: WaitSettings = {
     firstCheckMs: durationMs(policy.wait.firstCheck),
@@ -169,14 +181,32 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
     );
   }
 
-  async function copyTo(
+  /** Copy slot (in a fleet) → CopyImage → wait until available; the slot is held exactly that long. */
+  async function copyTo(copy: CopyTarget, target: ImageProgress, sourceImageId: string, name: string, tags: Tag[]): Promise<CopyResult> {
+    if (slots.coordinated) {
+      target.state = 'waiting for a copy slot';
+      await step(
+        'waitForCopySlot',
+        copy.region,
+        () => slots.acquire(copy.region),
+        () => `slot granted (at most ${policy.maxConcurrentCopies} copies in flight in ${copy.region})`,
+      );
+    }
+    try {
+      return await copyAndWait(copy, target, sourceImageId, name, tags);
+    } finally {
+      await slots.release(copy.region);
+    }
+  }
+
+  async function copyAndWait(
     copy: CopyTarget,
     target: ImageProgress,
     sourceImageId: string,
     name: string,
-    sourceTags: Tag[],
+    tags: Tag[],
   ): Promise<CopyResult> {
-    const tags = [...sourceTags.filter((t) => t.Key !== TAG_SOURCE_IMAGE), { Key: TAG_SOURCE_IMAGE, Value: sourceImageId }];
+    const deprecateAt = copy.deprecateAfter ? new Date(Date.now() + durationMs(copy.deprecateAfter)).toISOString() : undefined;
     const copied = await step(
       'copyImage',
       copy.region,
@@ -197,6 +227,7 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
               name,
               kmsKeyId: copy.kmsKeyId,
               tags,
+              deprecateAt,
               roleArn,
             },
           ],
@@ -210,6 +241,10 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
       () => waitForImage(target),
       () => `available after ${target.polls} check(s)`,
     );
+    return { region: copy.region, imageId: copied.imageId };
+  }
+
+  async function publish(copy: CopyTarget, target: ImageProgress, copied: CopyResult, tags: Tag[]): Promise<CopyResult> {
     await tagSnapshotsOf(target, tags);
     const ssm = await step(
       'setSsmParam',
@@ -221,7 +256,42 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
       (r) => `${r.name} ${r.outcome}${r.outcome === 'kept-newer' ? ` (holds ${r.value} from a later run)` : ''}`,
     );
     target.ssmWritten = ssm.outcome !== 'kept-newer';
-    return { region: copy.region, imageId: copied.imageId };
+    return copied;
+  }
+
+  /**
+   * Retires old backups in every region with a rule, once this backup has fully succeeded. A
+   * failure here does not undo the backup: it becomes a warning in the result.
+   */
+  async function applyRetention(sourceImageId: string, copies: CopyResult[]): Promise<{ deleted: DeletedImage[]; warnings: string[] }> {
+    const regions: Array<{ region: string; rule: RetentionRule; protect: string }> = [];
+    if (policy.retention) regions.push({ region: policy.sourceRegion, rule: policy.retention, protect: sourceImageId });
+    policy.copies.forEach((c, i) => {
+      if (c.retention) regions.push({ region: c.region, rule: c.retention, protect: copies[i]!.imageId });
+    });
+    const nowMs = Date.now();
+    const settled = await Promise.allSettled(
+      regions.map(({ region, rule, protect }) =>
+        step(
+          'applyRetention',
+          region,
+          () =>
+            retire.applyRetention.executeWithOptions({ summary: `retention in ${region}: ${describeRule(rule)}` }, [
+              { policy: policy.name, instanceId, region, rule, protect: [protect], ssmParameter, nowMs, roleArn },
+            ]),
+          (r) => `${r.deleted.length} image(s) deleted, ${r.kept} kept`,
+        ),
+      ),
+    );
+    const unexpected = settled.find((s) => s.status === 'rejected' && (isCancellation(s.reason) || !(s.reason instanceof TemporalFailure)));
+    if (unexpected) throw (unexpected as PromiseRejectedResult).reason;
+    const deleted = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value.deleted : []));
+    const warnings = settled.flatMap((s, i) =>
+      s.status === 'rejected'
+        ? [`retention in ${regions[i]!.region} did not run to the end (the backup itself succeeded): ${messageOf(s.reason)}`]
+        : [],
+    );
+    return { deleted, warnings };
   }
 
   try {
@@ -246,7 +316,11 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
     await tagSnapshotsOf(progress.source, sourceTags);
 
     const settled = await Promise.allSettled(
-      policy.copies.map((copy, i) => copyTo(copy, progress.copies[i]!, created.imageId, created.name, sourceTags)),
+      policy.copies.map(async (copy, i) => {
+        const tags = [...sourceTags, { Key: TAG_SOURCE_IMAGE, Value: created.imageId }];
+        const copied = await copyTo(copy, progress.copies[i]!, created.imageId, created.name, tags);
+        return publish(copy, progress.copies[i]!, copied, tags);
+      }),
     );
     // A cancellation, or a bug in this code (not a Temporal failure), is not a failed copy: rethrow
     // it, so a bug fails the workflow task and is retried once fixed instead of failing the run.
@@ -261,15 +335,20 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
       );
     }
 
+    const copies = settled.map((s) => (s as PromiseFulfilledResult<CopyResult>).value);
+    const { deleted, warnings } = await applyRetention(created.imageId, copies);
+    progress.deleted = deleted.length;
+    if (warnings.length > 0) progress.warnings = warnings;
     progress.step = 'done';
     show();
     return {
       instanceId,
       status: 'succeeded',
       sourceImageId: created.imageId,
-      copies: settled.map((s) => (s as PromiseFulfilledResult<CopyResult>).value),
+      copies,
       ssmParameter,
-      deleted: [],
+      deleted,
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
   } catch (err) {
     if (isCancellation(err) || !(err instanceof TemporalFailure)) throw err;
@@ -279,4 +358,9 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
     if (err instanceof ApplicationFailure) throw err;
     throw ApplicationFailure.nonRetryable(`Backup of ${instanceId} failed: ${progress.error}`, failureType(err) ?? 'BackupFailed');
   }
+}
+
+function describeRule(rule: RetentionRule): string {
+  const parts = [rule.keepLast !== undefined && `keep last ${rule.keepLast}`, rule.maxAge && `max age ${rule.maxAge}`];
+  return parts.filter(Boolean).join(', ');
 }

@@ -13,7 +13,7 @@ import type { CreateImageInput } from '../../src/activities/createImage';
 import { toFailure } from '../../src/activities/errors';
 import type { SetSsmParamInput } from '../../src/activities/setSsmParam';
 import { policySchema, type Policy, type PolicyInput } from '../../src/policy/schema';
-import type { BackupProgress, ImageStatus } from '../../src/shared/types';
+import type { ApplyRetentionInput, BackupProgress, ImageStatus } from '../../src/shared/types';
 import { backupInstance, progressQuery } from '../../src/workflows';
 import { awsError } from '../helpers/aws';
 import { startTemporal, uniqueTaskQueue } from '../helpers/temporal';
@@ -31,6 +31,8 @@ interface Script {
   copyError?: Record<string, Error>;
   /** Hold getImageState until released (for mid-run queries). */
   gate?: Promise<void>;
+  /** What applyRetention deletes per region, or the error it throws there. */
+  retention?: Record<string, string[] | Error>;
 }
 
 const scripts = new Map<string, Script>();
@@ -71,6 +73,7 @@ const stubs: Activities = {
     return { snapshotIds: [`snap-${imageId.slice(4)}`] };
   },
   async copyImage(input: CopyImageInput) {
+    copyInputs.push(input);
     calls.push({ activity: 'copyImage', instanceId: input.instanceId, region: input.region, at: Date.now() });
     const err = scripts.get(input.instanceId)?.copyError?.[input.region];
     if (err) throw err;
@@ -82,7 +85,28 @@ const stubs: Activities = {
     calls.push({ activity: 'setSsmParam', instanceId: input.instanceId, region: input.region, at: Date.now() });
     return { name: input.name, region: input.region, value: input.imageId, outcome: 'written' as const };
   },
+  async applyRetention(input: ApplyRetentionInput) {
+    calls.push({ activity: 'applyRetention', instanceId: input.instanceId, region: input.region, at: Date.now() });
+    retentionInputs.push(input);
+    const planned = scripts.get(input.instanceId)?.retention?.[input.region];
+    if (planned instanceof Error) throw planned;
+    const deleted = (planned ?? []).map((imageId) => ({
+      region: input.region,
+      imageId,
+      snapshotIds: [`snap-${imageId.slice(4)}`],
+      reason: 'beyond keepLast 1',
+    }));
+    return { region: input.region, deleted, kept: 1 };
+  },
+  async findInstances() {
+    throw new Error('backupInstance never looks for instances');
+  },
+  async listBackups() {
+    throw new Error('backupInstance never lists backups');
+  },
 };
+const retentionInputs: ApplyRetentionInput[] = [];
+const copyInputs: CopyImageInput[] = [];
 
 let env: TestWorkflowEnvironment;
 let worker: Worker;
@@ -339,4 +363,73 @@ test('copies to two regions run in parallel; one failing fails the run but keeps
   expect(callsOf(id, 'setSsmParam').map((c) => c.region)).toEqual(['eu-west-1']);
   const progress = await handle.query(progressQuery);
   expect(progress.copies.find((c) => c.region === 'eu-west-1')).toMatchObject({ state: 'available', ssmWritten: true });
+});
+
+test('retention runs after the backup succeeded, in the source region and every copy region with a rule; the result lists what went', async () => {
+  const id = newInstance({ retention: { 'us-east-1': ['ami-old1'], 'eu-west-1': ['ami-old2', 'ami-old3'] } });
+  const p = policy({
+    retention: { keepLast: 3 },
+    copies: [{ region: 'eu-west-1', kmsKeyId: 'alias/dr', retention: { keepLast: 2, maxAge: '30d' } }, { region: 'eu-central-1' }],
+  });
+  const handle = await start(id, p);
+  const result = await handle.result();
+
+  expect(result.status).toBe('succeeded');
+  expect(result.deleted.map((d) => `${d.region}/${d.imageId}`).sort()).toEqual([
+    'eu-west-1/ami-old2',
+    'eu-west-1/ami-old3',
+    'us-east-1/ami-old1',
+  ]);
+  expect(result.warnings).toBeUndefined();
+  // eu-central-1 has no rule: no retention there.
+  expect(
+    callsOf(id, 'applyRetention')
+      .map((c) => c.region)
+      .sort(),
+  ).toEqual(['eu-west-1', 'us-east-1']);
+  const inputs = retentionInputs.filter((r) => r.instanceId === id);
+  const dr = inputs.find((r) => r.region === 'eu-west-1')!;
+  expect(dr).toMatchObject({ policy: 'web', rule: { keepLast: 2, maxAge: '30d' }, ssmParameter: `/ami-backup/web/${id}/latest` });
+  expect(dr.protect).toEqual([result.copies.find((c) => c.region === 'eu-west-1')!.imageId]);
+  expect(inputs.find((r) => r.region === 'us-east-1')!.protect).toEqual([result.sourceImageId]);
+  // Retention starts only once every copy's SSM parameter was written.
+  const lastSsm = Math.max(...callsOf(id, 'setSsmParam').map((c) => c.at));
+  expect(Math.min(...callsOf(id, 'applyRetention').map((c) => c.at))).toBeGreaterThanOrEqual(lastSsm);
+  const progress = await handle.query(progressQuery);
+  expect(progress.deleted).toBe(3);
+  expect(progress.steps.filter((s) => s.step === 'applyRetention').map((s) => s.detail)).toContain('2 image(s) deleted, 1 kept');
+});
+
+test('retention failing does not undo the backup: it succeeds with a warning naming the region', async () => {
+  const denied = toFailure(awsError('UnauthorizedOperation', 'not allowed to DeregisterImage'), {
+    operation: 'ec2:DeregisterImage',
+    region: 'eu-west-1',
+  });
+  const id = newInstance({ retention: { 'eu-west-1': denied } });
+  const handle = await start(id, policy({ copies: [{ region: 'eu-west-1', retention: { keepLast: 1 } }] }));
+  const result = await handle.result();
+
+  expect(result.status).toBe('succeeded');
+  expect(result.warnings).toHaveLength(1);
+  expect(result.warnings![0]).toContain('retention in eu-west-1');
+  expect(result.warnings![0]).toContain('UnauthorizedOperation');
+  expect(callsOf(id, 'applyRetention')).toHaveLength(1); // non-retryable: one attempt
+});
+
+test('a failed backup never runs retention', async () => {
+  const id = newInstance({ sourceStates: ['failed'], failedReason: 'snapshot error', retention: { 'us-east-1': ['ami-old'] } });
+  const handle = await start(id, policy({ retention: { keepLast: 1 } }));
+  await failureOf(handle);
+  expect(callsOf(id, 'applyRetention')).toHaveLength(0);
+});
+
+test('deprecateAfter on a copy reaches copyImage as a deprecation time from the workflow clock', async () => {
+  const id = newInstance();
+  const before = Date.now();
+  const handle = await start(id, policy({ copies: [{ region: 'eu-west-1', deprecateAfter: '90d' }] }));
+  await handle.result();
+  const input = copyInputs.find((c) => c.instanceId === id)!;
+  const at = Date.parse(input.deprecateAt!);
+  expect(at - before).toBeGreaterThanOrEqual(90 * 86_400_000 - 5_000);
+  expect(at - Date.now()).toBeLessThanOrEqual(90 * 86_400_000);
 });

@@ -1,0 +1,124 @@
+/**
+ * backupFleet on a real Temporal dev server with stub activities: the sliding window, copy slots
+ * across the fleet, per-instance failures and skips. The children are the real backupInstance.
+ */
+import { instanceWorkflowId } from '../../src/shared/naming';
+import type { FleetProgress, FleetReport } from '../../src/shared/types';
+import { backupInstance, fleetProgressQuery } from '../../src/workflows';
+import { env, findInputs, fleet, instanceIds, maxChildrenInFlight, startFleet, stats, taskQueue, useFleetHarness } from '../helpers/fleet';
+
+useFleetHarness();
+
+describe('backupFleet', () => {
+  test('25 instances, maxConcurrent 4: every one backed up by its own child, never more than 4 at once', async () => {
+    const ids = instanceIds(25);
+    const policy = fleet('web25', { instances: ids }, { maxConcurrent: 4 });
+    const handle = await startFleet(policy);
+    const report: FleetReport = await handle.result();
+
+    expect(report.counts).toEqual({ total: 25, succeeded: 25, failed: 0, skipped: 0 });
+    expect(report.instances.map((r) => r.instanceId).sort()).toEqual([...ids].sort());
+    for (const r of report.instances) {
+      expect(r).toMatchObject({ status: 'succeeded', workflowId: instanceWorkflowId('web25', r.instanceId) });
+      expect(r.sourceImageId).toBe(`ami-s${r.instanceId.slice(2)}`);
+      expect(r.copies).toEqual([{ region: 'eu-west-1', imageId: `ami-ceu${r.instanceId.slice(2)}` }]);
+    }
+    const max = await maxChildrenInFlight(handle);
+    expect(max).toBeLessThanOrEqual(4);
+    expect(max).toBe(4); // the window is used, not just bounded
+    expect(findInputs.find((f) => f.tags?.Fleet === 'web25')).toMatchObject({ region: 'us-east-1', tags: { Fleet: 'web25' } });
+    // Every child ran with the fleet's run ID and under its deterministic workflow ID.
+    const child = await env.client.workflow.getHandle(instanceWorkflowId('web25', ids[0]!)).describe();
+    expect(child.type).toBe('backupInstance');
+    expect(child.parentExecution?.workflowId).toBe(handle.workflowId);
+  });
+
+  test('zero matching instances is a success with an empty report', async () => {
+    const policy = fleet('empty', { instances: [] });
+    const report = await (await startFleet(policy)).result();
+    expect(report.counts).toEqual({ total: 0, succeeded: 0, failed: 0, skipped: 0 });
+    expect(report.instances).toEqual([]);
+  });
+
+  test('one instance failing fails alone; listed instances that are gone are reported failed with why', async () => {
+    const ids = instanceIds(5);
+    const policy = fleet('mixed', {
+      instances: ids,
+      failCreate: new Set([ids[2]!]),
+      problems: [{ instanceId: 'i-0deadbeefdeadbeef', reason: 'is terminated: remove it from targets.instanceIds' }],
+    });
+    const report = await (await startFleet(policy)).result();
+
+    expect(report.counts).toEqual({ total: 6, succeeded: 4, failed: 2, skipped: 0 });
+    const failed = report.instances.find((r) => r.instanceId === ids[2]);
+    expect(failed?.status).toBe('failed');
+    expect(failed?.error).toContain('InvalidInstanceID.NotFound');
+    expect(failed?.error).toContain(ids[2]);
+    expect(report.instances.find((r) => r.instanceId === 'i-0deadbeefdeadbeef')).toMatchObject({
+      status: 'failed',
+      error: 'i-0deadbeefdeadbeef is terminated: remove it from targets.instanceIds',
+    });
+  });
+
+  test('an instance whose backup is already running is skipped, naming the running workflow', async () => {
+    const ids = instanceIds(3);
+    let release!: () => void;
+    const until = new Promise<void>((r) => (release = r));
+    const policy = fleet('busy', { instances: ids, gate: { ids: new Set([ids[1]!]), until } });
+    // An ad-hoc run of one instance holds its workflow ID.
+    const adHoc = await env.client.workflow.start(backupInstance, {
+      taskQueue,
+      workflowId: instanceWorkflowId('busy', ids[1]!),
+      args: [{ policy, instanceId: ids[1]!, runId: '20261203T000000Z' }],
+    });
+    const report = await (await startFleet(policy)).result();
+    release();
+    await adHoc.result();
+
+    expect(report.counts).toMatchObject({ total: 3, succeeded: 2, skipped: 1 });
+    const skipped = report.instances.find((r) => r.instanceId === ids[1]);
+    expect(skipped?.status).toBe('skipped');
+    expect(skipped?.error).toContain(`already running (workflow ${instanceWorkflowId('busy', ids[1]!)})`);
+  });
+
+  test('copy limit 2, 6 instances, two copy regions: never more than 2 copies in flight per region; ResourceLimitExceeded only delays', async () => {
+    const ids = instanceIds(6);
+    const policy = fleet(
+      'copies',
+      { instances: ids, copyPendingPolls: 2, copyLimitErrors: { 'eu-central-1': 2 } },
+      { maxConcurrent: 6, maxConcurrentCopies: 2, copies: [{ region: 'eu-west-1' }, { region: 'eu-central-1' }] },
+    );
+    const handle = await startFleet(policy);
+
+    // Mid-run, the fleet's progress shows the copy slots.
+    let seen: FleetProgress | undefined;
+    for (let i = 0; i < 100 && !seen; i++) {
+      const p = await handle.query(fleetProgressQuery).catch(() => undefined);
+      if (p && Object.values(p.copySlots).some((s) => s.inFlight > 0)) seen = p;
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    const report = await handle.result();
+
+    expect(report.counts).toEqual({ total: 6, succeeded: 6, failed: 0, skipped: 0 });
+    for (const region of ['eu-west-1', 'eu-central-1']) {
+      const s = stats('copies', region);
+      expect(s.made).toBe(6);
+      expect(s.max).toBeLessThanOrEqual(2);
+      expect(s.max).toBe(2);
+    }
+    expect(stats('copies', 'eu-central-1').refused).toBe(2);
+    expect(seen?.copySlots['eu-west-1']?.limit).toBe(2);
+    expect(seen!.copySlots['eu-west-1']!.inFlight).toBeLessThanOrEqual(2);
+    // The refused copies are in the child's history as retried attempts, not failures.
+    const children = report.instances.map((r) => r.workflowId!);
+    let retried = 0;
+    for (const id of children) {
+      for (const e of (await env.client.workflow.getHandle(id).fetchHistory()).events ?? []) {
+        const attempt = e.activityTaskStartedEventAttributes?.attempt ?? 1;
+        if (attempt > 1 && e.activityTaskStartedEventAttributes?.lastFailure?.applicationFailureInfo?.type === 'ResourceLimitExceeded')
+          retried += 1;
+      }
+    }
+    expect(retried).toBeGreaterThanOrEqual(1);
+  });
+});
