@@ -14,6 +14,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { installWorkerLogging } from '../src/temporal/logging';
 import { createWorker } from '../src/worker';
 import { seedInstances } from './seed';
+import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../src/temporal/searchAttributes';
 import { startDevServer, startMoto } from './stack';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -32,7 +33,10 @@ async function main(): Promise<void> {
   const [port, uiPort] = (await portFree(7233)) && (await portFree(8233)) ? [7233, 8233] : [undefined, undefined];
 
   console.log('Starting the Temporal dev server and moto (the AWS emulator)...');
-  const [temporal, moto] = await Promise.all([startDevServer({ port, uiPort }), startMoto()]);
+  const [temporal, moto] = await Promise.all([
+    startDevServer({ port, uiPort, searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES }),
+    startMoto(),
+  ]);
   const stops: Array<() => Promise<void>> = [moto.stop, temporal.stop];
 
   Object.assign(process.env, {
@@ -48,9 +52,10 @@ async function main(): Promise<void> {
   delete process.env.AWS_PROFILE;
 
   const ec2 = new EC2Client({ region: 'us-east-1' });
-  const instances = await seedInstances(ec2, { count: 3, tags: { Backup: 'true', Team: 'demo' }, namePrefix: 'web' });
+  const instances = await seedInstances(ec2, { count: 5, tags: { Backup: 'true', Team: 'demo' }, namePrefix: 'web' });
+  await seedInstances(ec2, { count: 2, tags: { Team: 'demo' }, namePrefix: 'scratch' });
   ec2.destroy();
-  console.log(`moto at ${moto.endpoint}: instances ${instances.join(', ')} tagged Backup=true in us-east-1`);
+  console.log(`moto at ${moto.endpoint}: ${instances.length} instances tagged Backup=true in us-east-1 (and 2 untagged ones, left alone)`);
 
   const dir = path.join(ROOT, '.cache/demo');
   mkdirSync(dir, { recursive: true });
@@ -64,12 +69,17 @@ async function main(): Promise<void> {
       'copies:',
       '  - region: eu-west-1',
       '    kmsKeyId: alias/ami-backup-dr',
+      '    retention: { keepLast: 3 }',
+      'retention: { keepLast: 3 }',
+      'maxConcurrent: 3',
       '# moto makes images available at once; real AMIs want the defaults (60s, 3m, 4h)',
       'wait: { firstCheck: 2s, maxInterval: 5s, timeout: 10m }',
       '',
     ].join('\n'),
   );
 
+  // The fleet's progress bar is the show; the worker's per-activity lines (AMI_BACKUP_LOG_LEVEL=INFO) would bury it.
+  process.env.AMI_BACKUP_LOG_LEVEL ??= 'WARN';
   installWorkerLogging();
   const connection = await NativeConnection.connect({ address: temporal.address });
   const worker = await createWorker({ connection, namespace: 'default', taskQueue: 'ami-backup', shutdownGraceTime: '5s' });
@@ -84,23 +94,12 @@ async function main(): Promise<void> {
     for (const stop of stops) await stop().catch(() => undefined);
   };
 
-  console.log(
-    `\nBacking up ${instances[0]} with the CLI:\n  ami-backup run --policy ${path.relative(ROOT, policyFile)} --instance ${instances[0]} --wait\n`,
-  );
+  const policyPath = path.relative(ROOT, policyFile);
+  console.log(`\nBacking up the fleet (every instance tagged Backup=true) with the CLI:\n  ami-backup run --policy ${policyPath} --wait\n`);
   const code = await new Promise<number>((resolve) => {
     const cli = spawn(
       process.execPath,
-      [
-        path.join(ROOT, 'dist/src/client.js'),
-        'run',
-        '--policy',
-        policyFile,
-        '--instance',
-        instances[0]!,
-        '--wait',
-        '--poll-interval',
-        '500',
-      ],
+      [path.join(ROOT, 'dist/src/client.js'), 'run', '--policy', policyFile, '--wait', '--poll-interval', '500'],
       {
         stdio: 'inherit',
         env: process.env,
@@ -109,16 +108,22 @@ async function main(): Promise<void> {
     cli.on('exit', (c) => resolve(c ?? 1));
   });
 
-  const link = `${temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(`ami-backup/demo/${instances[0]}`)}`;
+  const link = `${temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent('ami-backup/demo/fleet')}`;
   console.log(`
-${code === 0 ? 'The backup completed.' : `The backup failed (exit ${code}).`}
+${code === 0 ? 'The fleet backup completed.' : `The fleet backup failed (exit ${code}).`}
   Temporal Web UI:  ${temporal.uiUrl}
   This run:         ${link}
-  (open it, then "Event History": each AWS step is an activity with a summary, each wait a timer)
+  (open it: the fleet's children are the per-instance backups; in each, "Event History" shows every AWS step and wait)
 
 Try it yourself, in another shell:
-  export TEMPORAL_ADDRESS=${temporal.address} AWS_ENDPOINT_URL=${moto.endpoint} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
-  node dist/src/client.js run --policy ${path.relative(ROOT, policyFile)} --instance ${instances[1]} --wait
+  export TEMPORAL_ADDRESS=${temporal.address} TEMPORAL_UI_URL=${temporal.uiUrl} AWS_ENDPOINT_URL=${moto.endpoint} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
+  alias ami-backup="node ${path.relative(process.cwd(), path.join(ROOT, 'dist/src/client.js'))}"
+  ami-backup list
+  ami-backup status ami-backup/demo/fleet
+  ami-backup latest --policy ${policyPath} --instance ${instances[0]}
+  ami-backup plan --policy ${policyPath}
+  ami-backup run --policy ${policyPath} --instance ${instances[1]} --wait
+  ami-backup schedule create --policy ${policyPath} --every 5m
 `);
 
   if (exitAfter) {

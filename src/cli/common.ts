@@ -15,7 +15,11 @@ export const EXIT_BAD_INPUT = 2;
 export interface RunReport {
   workflowId: string;
   status: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'terminated' | 'timed_out';
-  instances: Array<BackupInstanceResult>;
+  /** Fleet runs: how many instances in each outcome. */
+  counts?: { total: number; succeeded: number; failed: number; skipped: number };
+  /** Fleet runs over 1,000 instances: succeeded instances counted but not listed. */
+  unlisted?: number;
+  instances: Array<BackupInstanceResult & { skipped?: boolean }>;
 }
 
 /** How a run that did not succeed ended, in the words of the JSON report. */
@@ -70,4 +74,3 @@ export async function hasWorker(client: Client, settings: TemporalSettings): Pro
     return undefined;
   }
 }
-

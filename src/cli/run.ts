@@ -1,24 +1,23 @@
 /**
  * `ami-backup run`: start a backup of one instance or a whole fleet, and optionally follow it.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { INSTANCE_ID_RE, loadPolicyFile, type Policy } from '../policy';
-import { instanceWorkflowId, runIdFor, ssmParameterName } from '../shared/naming';
-import type { BackupInstanceResult, BackupProgress } from '../shared/types';
-import { temporalSettings, workflowUiLink } from '../temporal/config';
-import type { backupInstance } from '../workflows';
+import { fleetWorkflowId, instanceWorkflowId, runIdFor, ssmParameterName } from '../shared/naming';
+import type {
+  BackupFleetInput,
+  BackupInstanceInput,
+  BackupInstanceResult,
+  BackupProgress,
+  FleetInstanceResult,
+  FleetProgress,
+  FleetReport,
+} from '../shared/types';
+import { temporalSettings, workflowUiLink, type TemporalSettings } from '../temporal/config';
+import { INSTANCE_ATTRIBUTE, POLICY_ATTRIBUTE, searchAttributesRegistered } from '../temporal/searchAttributes';
 import { renderProgress } from '../workflows/render';
-import {
-  CLOSED_STATUS,
-  EXIT_FAILED,
-  EXIT_OK,
-  UsageError,
-  connect,
-  hasWorker,
-  output,
-  type Output,
-  type RunReport,
-} from './common';
+import { progressPrinter } from './progressBar';
+import { CLOSED_STATUS, EXIT_FAILED, EXIT_OK, UsageError, connect, hasWorker, output, type Output, type RunReport } from './common';
 
 /** Follows a run through its `progress` query, printing a line whenever something moves. */
 async function follow(handle: WorkflowHandle, out: Output, intervalMs: number): Promise<BackupProgress | undefined> {
@@ -83,18 +82,58 @@ export function causeMessage(err: unknown): string {
   return e?.message ?? String(err);
 }
 
-export async function runCommand(opts: {
+interface RunOptions {
   policy: string;
   instance?: string;
   wait?: boolean;
   json?: boolean;
   pollInterval: string;
-}): Promise<number> {
+}
+
+/** What starting a run needs, for one instance or a fleet. */
+interface StartSpec {
+  workflowType: 'backupInstance' | 'backupFleet';
+  workflowId: string;
+  args: unknown[];
+  staticSummary: string;
+  memo: Record<string, unknown>;
+  searchAttributes: Array<{ key: typeof POLICY_ATTRIBUTE | typeof INSTANCE_ATTRIBUTE; value: string }>;
+  /** "a backup of i-… under policy web" / "a fleet backup of policy web": for the refusal message. */
+  what: string;
+}
+
+/** Starts the run, or explains that one is already running (undefined: exit 1). */
+async function startRun(client: Client, settings: TemporalSettings, out: Output, spec: StartSpec): Promise<WorkflowHandle | undefined> {
+  try {
+    return await client.workflow.start(spec.workflowType, {
+      taskQueue: settings.taskQueue,
+      workflowId: spec.workflowId,
+      args: spec.args,
+      staticSummary: spec.staticSummary,
+      memo: spec.memo,
+      ...(spec.searchAttributes.length > 0 ? { typedSearchAttributes: spec.searchAttributes } : {}),
+      workflowIdConflictPolicy: 'FAIL',
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    const running = await client.workflow
+      .getHandle(spec.workflowId)
+      .describe()
+      .catch(() => undefined);
+    out.info(
+      `ami-backup: ${spec.what} is already running: workflow ${spec.workflowId}` +
+        `${running ? ` (run ${running.runId}, started ${running.startTime.toISOString()})` : ''}.\n` +
+        `Wait for it (ami-backup status ${spec.workflowId}), or cancel it (ami-backup cancel ${spec.workflowId}): ${workflowUiLink(settings, spec.workflowId)}`,
+    );
+    if (out.json) console.log(JSON.stringify({ workflowId: spec.workflowId, status: 'running', instances: [] } satisfies RunReport));
+    return undefined;
+  }
+}
+
+export async function runCommand(opts: RunOptions): Promise<number> {
   const out = output(Boolean(opts.json));
   const policy = loadPolicyFile(opts.policy);
-  if (!opts.instance)
-    throw new UsageError('--instance ID is required: name the EC2 instance to back up (for example --instance i-0123456789abcdef0)');
-  if (!INSTANCE_ID_RE.test(opts.instance)) {
+  if (opts.instance !== undefined && !INSTANCE_ID_RE.test(opts.instance)) {
     throw new UsageError(`--instance "${opts.instance}" is not an EC2 instance ID such as i-0123456789abcdef0`);
   }
   const pollMs = Number(opts.pollInterval);
@@ -104,38 +143,44 @@ export async function runCommand(opts: {
   const settings = temporalSettings();
   const client = await connect(settings);
   try {
+    const indexed = await searchAttributesRegistered(client.connection, settings.namespace);
+    const copies = policy.copies.map((c) => c.region).join(', ');
     const instanceId = opts.instance;
     const runId = runIdFor(new Date());
-    const workflowId = instanceWorkflowId(policy.name, instanceId);
-    let handle: WorkflowHandle<typeof backupInstance>;
-    try {
-      handle = await client.workflow.start<typeof backupInstance>('backupInstance', {
-        taskQueue: settings.taskQueue,
-        workflowId,
-        args: [{ policy, instanceId, runId }],
-        staticSummary: `Back up ${instanceId} (policy ${policy.name}) from ${policy.sourceRegion} to ${policy.copies.map((c) => c.region).join(', ')}`,
-        workflowIdConflictPolicy: 'FAIL',
-      });
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        const running = await client.workflow
-          .getHandle(workflowId)
-          .describe()
-          .catch(() => undefined);
-        out.info(
-          `ami-backup: a backup of ${instanceId} under policy ${policy.name} is already running: workflow ${workflowId}` +
-            `${running ? ` (run ${running.runId}, started ${running.startTime.toISOString()})` : ''}.\n` +
-            `Wait for it, or cancel it in the Web UI: ${workflowUiLink(settings, workflowId)}`,
-        );
-        if (out.json) console.log(JSON.stringify({ workflowId, status: 'running', instances: [] } satisfies RunReport));
-        return EXIT_FAILED;
-      }
-      throw err;
-    }
+    const spec: StartSpec = instanceId
+      ? {
+          workflowType: 'backupInstance',
+          workflowId: instanceWorkflowId(policy.name, instanceId),
+          args: [{ policy, instanceId, runId } satisfies BackupInstanceInput],
+          staticSummary: `Back up ${instanceId} (policy ${policy.name}) from ${policy.sourceRegion} to ${copies}`,
+          memo: { policy: policy.name, instanceId },
+          searchAttributes: indexed
+            ? [
+                { key: POLICY_ATTRIBUTE, value: policy.name },
+                { key: INSTANCE_ATTRIBUTE, value: instanceId },
+              ]
+            : [],
+          what: `a backup of ${instanceId} under policy ${policy.name}`,
+        }
+      : {
+          workflowType: 'backupFleet',
+          workflowId: fleetWorkflowId(policy.name),
+          args: [{ policy, runId, searchAttributes: indexed } satisfies BackupFleetInput],
+          staticSummary: `Fleet backup of policy ${policy.name}: ${targetsText(policy)} in ${policy.sourceRegion}, copies to ${copies}`,
+          memo: { policy: policy.name },
+          searchAttributes: indexed ? [{ key: POLICY_ATTRIBUTE, value: policy.name }] : [],
+          what: `a fleet backup of policy ${policy.name}`,
+        };
+    const handle = await startRun(client, settings, out, spec);
+    if (!handle) return EXIT_FAILED;
     const started = await handle.describe();
-    out.info(`Started backup of ${instanceId} (policy ${policy.name}, run ${runId})`);
-    out.info(`  workflow: ${workflowId}`);
-    out.info(`  Web UI:   ${workflowUiLink(settings, workflowId, started.runId)}`);
+    out.info(
+      instanceId
+        ? `Started backup of ${instanceId} (policy ${policy.name}, run ${runId})`
+        : `Started fleet backup of policy ${policy.name} (${targetsText(policy)}, run ${runId})`,
+    );
+    out.info(`  workflow: ${spec.workflowId}`);
+    out.info(`  Web UI:   ${workflowUiLink(settings, spec.workflowId, started.runId)}`);
     if ((await hasWorker(client, settings)) === false) {
       out.info(
         `Warning: no worker is polling task queue "${settings.taskQueue}" in namespace "${settings.namespace}"; ` +
@@ -144,29 +189,13 @@ export async function runCommand(opts: {
     }
 
     if (!opts.wait) {
-      if (out.json) console.log(JSON.stringify({ workflowId, status: 'running', instances: [] } satisfies RunReport));
+      if (!instanceId) out.info(`Follow it with: ami-backup status ${spec.workflowId}`);
+      if (out.json) console.log(JSON.stringify({ workflowId: spec.workflowId, status: 'running', instances: [] } satisfies RunReport));
       return EXIT_OK;
     }
-
-    const progress = await follow(handle, out, pollMs);
-    let report: RunReport;
-    try {
-      const result = await handle.result();
-      report = { workflowId, status: 'succeeded', instances: [result] };
-      out.info(
-        `Backup of ${instanceId} succeeded: source ${result.sourceImageId}, ${result.copies.map((c) => `${c.region} ${c.imageId}`).join(', ')}`,
-      );
-      out.info(`  restore from SSM parameter ${result.ssmParameter} in ${result.copies.map((c) => c.region).join(', ')}`);
-    } catch (err) {
-      if (!(err instanceof WorkflowFailedError)) throw err;
-      const desc = await handle.describe();
-      const status = CLOSED_STATUS[desc.status.name] ?? 'failed';
-      const error = causeMessage(err);
-      const ssm = ssmParameterName(policy.ssmParameter, { policy: policy.name, instanceId, sourceRegion: policy.sourceRegion });
-      report = { workflowId, status, instances: [failedInstance(workflowId, instanceId, policy, progress, error, ssm)] };
-      out.info(`Backup of ${instanceId} ${status}: ${error}`);
-      out.info(`  history: ${workflowUiLink(settings, workflowId, started.runId)}`);
-    }
+    const report = instanceId
+      ? await waitForInstance(handle, policy, instanceId, out, settings, pollMs)
+      : await waitForFleet(handle, policy, out, settings, pollMs);
     if (out.json) console.log(JSON.stringify(report));
     return report.status === 'succeeded' ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -174,3 +203,121 @@ export async function runCommand(opts: {
   }
 }
 
+async function waitForInstance(
+  handle: WorkflowHandle,
+  policy: Policy,
+  instanceId: string,
+  out: Output,
+  settings: TemporalSettings,
+  pollMs: number,
+): Promise<RunReport> {
+  const { workflowId } = handle;
+  const progress = await follow(handle, out, pollMs);
+  try {
+    const result: BackupInstanceResult = await handle.result();
+    out.info(
+      `Backup of ${instanceId} succeeded: source ${result.sourceImageId}, ${result.copies.map((c) => `${c.region} ${c.imageId}`).join(', ')}`,
+    );
+    out.info(`  restore from SSM parameter ${result.ssmParameter} in ${result.copies.map((c) => c.region).join(', ')}`);
+    if (result.deleted.length > 0) out.info(`  retention deleted ${result.deleted.map((d) => `${d.imageId} (${d.region})`).join(', ')}`);
+    for (const w of result.warnings ?? []) out.info(`  warning: ${w}`);
+    return { workflowId, status: 'succeeded', instances: [result] };
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const desc = await handle.describe();
+    const status = CLOSED_STATUS[desc.status.name] ?? 'failed';
+    const error = causeMessage(err);
+    const ssm = ssmParameterName(policy.ssmParameter, { policy: policy.name, instanceId, sourceRegion: policy.sourceRegion });
+    out.info(`Backup of ${instanceId} ${status}: ${error}`);
+    out.info(`  history: ${workflowUiLink(settings, workflowId, desc.runId)}`);
+    return { workflowId, status, instances: [failedInstance(workflowId, instanceId, policy, progress, error, ssm)] };
+  }
+}
+
+/** Follows a fleet with a progress bar (TTY) or lines, then reports every instance. */
+async function waitForFleet(
+  handle: WorkflowHandle,
+  policy: Policy,
+  out: Output,
+  settings: TemporalSettings,
+  pollMs: number,
+): Promise<RunReport> {
+  const { workflowId } = handle;
+  const printer = progressPrinter(out.json ? process.stderr : process.stdout);
+  const reported = new Set<string>();
+  let finished = false;
+  const done = handle.result().then(
+    () => undefined,
+    () => undefined,
+  );
+  void done.then(() => (finished = true));
+  while (!finished) {
+    try {
+      const p = await handle.query<FleetProgress>('progress');
+      for (const f of p.recentFailures) {
+        if (reported.has(f.instanceId)) continue;
+        reported.add(f.instanceId);
+        printer.line(`  ✗ ${f.instanceId}: ${f.error}`);
+      }
+      printer.update(p);
+    } catch {
+      // Not started yet, or between two runs of a continue-as-new chain.
+    }
+    await Promise.race([done, new Promise((r) => setTimeout(r, pollMs))]);
+  }
+  printer.end();
+  try {
+    const fleet: FleetReport = await handle.result();
+    const instances = fleet.instances.map((r) => fleetEntry(policy, r));
+    for (const r of fleet.instances)
+      if (r.status !== 'succeeded' && !reported.has(r.instanceId)) out.info(`  ✗ ${r.instanceId} (${r.status}): ${r.error}`);
+    const { total, succeeded, failed, skipped } = fleet.counts;
+    out.info(`Fleet backup of policy ${policy.name}: ${total} instance(s), ${succeeded} succeeded, ${failed} failed, ${skipped} skipped`);
+    const deleted = fleet.instances.reduce((n, r) => n + (r.deleted?.length ?? 0), 0);
+    if (deleted > 0) out.info(`  retention deleted ${deleted} old image(s)`);
+    if (fleet.unlisted > 0)
+      out.info(`  (${fleet.unlisted} succeeded instance(s) are counted but not listed; see their workflows ami-backup/${policy.name}/i-…)`);
+    if (total === 0) out.info(`  no instance matched ${targetsText(policy)} in ${policy.sourceRegion}`);
+    return {
+      workflowId,
+      status: failed > 0 ? 'failed' : 'succeeded',
+      counts: fleet.counts,
+      ...(fleet.unlisted > 0 ? { unlisted: fleet.unlisted } : {}),
+      instances,
+    };
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    const desc = await handle.describe();
+    const status = CLOSED_STATUS[desc.status.name] ?? 'failed';
+    out.info(`Fleet backup of policy ${policy.name} ${status}: ${causeMessage(err)}`);
+    out.info(`  history: ${workflowUiLink(settings, workflowId, desc.runId)}`);
+    return { workflowId, status, instances: [] };
+  }
+}
+
+/** A fleet report entry in the shape of DESIGN.md's per-instance JSON object. */
+function fleetEntry(policy: Policy, r: FleetInstanceResult): BackupInstanceResult {
+  return {
+    instanceId: r.instanceId,
+    status: r.status === 'succeeded' ? 'succeeded' : 'failed',
+    ...(r.status === 'skipped' ? { skipped: true } : {}),
+    sourceImageId: r.sourceImageId,
+    copies: r.copies ?? [],
+    ssmParameter: ssmParameterName(policy.ssmParameter, {
+      policy: policy.name,
+      instanceId: r.instanceId,
+      sourceRegion: policy.sourceRegion,
+    }),
+    deleted: r.deleted ?? [],
+    ...(r.warnings ? { warnings: r.warnings } : {}),
+    ...(r.error ? { error: r.error } : {}),
+  };
+}
+
+/** "instances tagged Backup=true" / "3 listed instances". */
+export function targetsText(policy: Policy): string {
+  if (policy.targets.instanceIds) return `${policy.targets.instanceIds.length} listed instance(s)`;
+  return `instances tagged ${Object.entries(policy.targets.tags ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ')}`;
+}

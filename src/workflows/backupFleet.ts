@@ -25,6 +25,7 @@ import {
   setCurrentDetails,
   setHandler,
   startChild,
+  upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -129,6 +130,8 @@ export async function backupFleet(input: BackupFleetInput): Promise<FleetReport>
     carry.total = found.instanceIds.length + found.problems.length;
     for (const p of found.problems) record({ instanceId: p.instanceId, status: 'failed', error: `${p.instanceId} ${p.reason}` });
     phase = 'backing up';
+    // `ami-backup list` and the Web UI read the fleet's size from the memo.
+    upsertMemo({ total: carry.total });
     show();
   }
 
@@ -141,6 +144,7 @@ export async function backupFleet(input: BackupFleetInput): Promise<FleetReport>
         args: [{ policy, instanceId, runId, copySlotsFromParent: true }],
         staticSummary: `Back up ${instanceId} (policy ${policy.name}) from ${policy.sourceRegion} to ${policy.copies.map((c) => c.region).join(', ')}`,
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        memo: { policy: policy.name, instanceId },
         ...(input.searchAttributes
           ? {
               typedSearchAttributes: [
@@ -203,6 +207,7 @@ export async function backupFleet(input: BackupFleetInput): Promise<FleetReport>
   }
 
   phase = 'done';
+  upsertMemo({ total: carry.total, counts });
   show();
   const report: FleetReport = {
     policy: policy.name,

@@ -6,6 +6,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { temporalCliPath } from '../../scripts/stack';
+import { INSTANCE_ATTRIBUTE, POLICY_ATTRIBUTE } from '../../src/temporal/searchAttributes';
 
 let runtimeInstalled = false;
 /** Worker logs at ERROR in tests (expected failures log WARN): state changes and per-activity lines would drown the report. */
@@ -15,7 +16,8 @@ function quietRuntime(): void {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
 }
 
-export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+/** The dev server, with this tool's search attributes registered unless `searchAttributes: false`. */
+export async function startTemporal(opts: { searchAttributes?: boolean } = {}): Promise<TestWorkflowEnvironment> {
   quietRuntime();
   const path = temporalCliPath();
   return TestWorkflowEnvironment.createLocal({
@@ -23,6 +25,7 @@ export async function startTemporal(): Promise<TestWorkflowEnvironment> {
       executable: path ? { type: 'existing-path', path } : { type: 'cached-download' },
       ip: '127.0.0.1',
       log: { format: 'pretty', level: 'error' },
+      ...(opts.searchAttributes === false ? {} : { searchAttributes: [POLICY_ATTRIBUTE, INSTANCE_ATTRIBUTE] }),
     },
   });
 }
