@@ -23,7 +23,14 @@ beforeAll(() => {
 });
 
 test('there are recorded histories to replay', () => {
-  expect(files).toEqual(expect.arrayContaining(['backupInstance-succeeded.json', 'backupInstance-failed.json']));
+  expect(files).toEqual(
+    expect.arrayContaining([
+      'backupInstance-succeeded.json',
+      'backupInstance-failed.json',
+      'backupFleet-succeeded.json',
+      'backupInstance-fleet-child-retention.json',
+    ]),
+  );
 });
 
 test.each(files)('the current workflow code replays %s without non-determinism', async (file) => {
