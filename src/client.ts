@@ -8,6 +8,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { version } from '../package.json';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConnectError, UsageError } from './cli/common';
+import { registerLatestCommand } from './cli/latest';
+import { registerPlanCommand } from './cli/plan';
+import { registerInspectCommands } from './cli/inspect';
 import { runCommand } from './cli/run';
 import { registerScheduleCommands } from './cli/schedule';
 import { PolicyError, formatProblems } from './policy';
@@ -23,25 +26,31 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command('run')
-    .description('Back up one instance now: CreateImage, wait, encrypted copy to every DR region, SSM parameter.')
+    .description(
+      'Back up now: the whole fleet the policy targets, or one --instance. Each instance: CreateImage, wait, encrypted copy to every DR region, SSM parameter, retention.',
+    )
     .requiredOption('-p, --policy <file>', 'policy file (YAML or JSON)')
-    .option('-i, --instance <id>', 'the EC2 instance to back up')
-    .option('-w, --wait', 'follow the run until it ends and print its result')
+    .option('-i, --instance <id>', 'back up only this EC2 instance (default: every instance the policy targets)')
+    .option('-w, --wait', 'follow the run until it ends (a progress bar for a fleet) and print its result')
     .option('--json', 'print the result as one JSON object on the last line of stdout')
     .addOption(new Option('--poll-interval <ms>', 'how often --wait asks the workflow for progress').default('2000').hideHelp())
     .addHelpText(
       'after',
       `
 Examples:
-  ami-backup run --policy policy.yaml --instance i-0123456789abcdef0
+  ami-backup run --policy policy.yaml --wait                      # every tagged instance, with a progress bar
   ami-backup run --policy policy.yaml --instance i-0123456789abcdef0 --wait
-  ami-backup run --policy policy.yaml --instance i-0123456789abcdef0 --wait --json | tail -1 | jq .
+  ami-backup run --policy policy.yaml --wait --json | tail -1 | jq '.instances[] | select(.status=="failed")'
 
-Exit codes: 0 success (or started, without --wait), 1 the backup failed, 2 bad input.`,
+Exit codes: 0 every instance succeeded (or the run was started, without --wait), 1 a backup failed
+(or a run of the same policy/instance is already going), 2 bad input (nothing was started).`,
     )
     .action(async (opts) => setExit(await runCommand(opts)));
 
+  registerInspectCommands(program, setExit);
   registerScheduleCommands(program, setExit);
+  registerPlanCommand(program, setExit);
+  registerLatestCommand(program, setExit);
 
   return program;
 }

@@ -41,7 +41,7 @@ function ownershipFilters(input: ListBackupsInput): Filter[] {
   ];
 }
 
-function toBackupImage(region: string, image: Image): BackupImage {
+export function toBackupImage(region: string, image: Image): BackupImage {
   const backup: BackupImage = { region, imageId: image.ImageId!, state: image.State ?? 'unknown', snapshotIds: snapshotIdsOf(image) };
   if (image.Name) backup.name = image.Name;
   const runId = tagOf(image.Tags, TAG_RUN);
