@@ -4,7 +4,8 @@
  */
 import { instanceWorkflowId } from '../../src/shared/naming';
 import type { FleetProgress, FleetReport } from '../../src/shared/types';
-import { backupInstance, fleetProgressQuery } from '../../src/workflows';
+import { INSTANCE_ATTRIBUTE, POLICY_ATTRIBUTE } from '../../src/temporal/searchAttributes';
+import { backupFleet, backupInstance, fleetProgressQuery } from '../../src/workflows';
 import { env, findInputs, fleet, instanceIds, maxChildrenInFlight, startFleet, stats, taskQueue, useFleetHarness } from '../helpers/fleet';
 
 useFleetHarness();
@@ -121,4 +122,27 @@ describe('backupFleet', () => {
     }
     expect(retried).toBeGreaterThanOrEqual(1);
   });
+});
+
+test('with the search attributes registered, every child carries AmiBackupPolicy and AmiBackupInstanceId; without, none', async () => {
+  const ids = instanceIds(2);
+  const policy = fleet('indexed', { instances: ids });
+  const handle = await env.client.workflow.start(backupFleet, {
+    taskQueue,
+    workflowId: 'fleet-indexed',
+    args: [{ policy, searchAttributes: true }],
+  });
+  await handle.result();
+  const child = await env.client.workflow.getHandle(instanceWorkflowId('indexed', ids[0]!)).describe();
+  expect(child.typedSearchAttributes.get(POLICY_ATTRIBUTE)).toBe('indexed');
+  expect(child.typedSearchAttributes.get(INSTANCE_ATTRIBUTE)).toBe(ids[0]);
+  expect(child.memo).toMatchObject({ policy: 'indexed', instanceId: ids[0] });
+  const fleetMemo = (await handle.describe()).memo;
+  expect(fleetMemo).toMatchObject({ total: 2, counts: { succeeded: 2, failed: 0, skipped: 0 } });
+
+  const plainIds = instanceIds(1);
+  const plainPolicy = fleet('unindexed', { instances: plainIds });
+  await (await startFleet(plainPolicy)).result();
+  const plainChild = await env.client.workflow.getHandle(instanceWorkflowId('unindexed', plainIds[0]!)).describe();
+  expect(plainChild.typedSearchAttributes.get(POLICY_ATTRIBUTE)).toBeUndefined();
 });
