@@ -305,6 +305,29 @@ describe('copyImage', () => {
     expect(copyClientToken(src.runId, src.imageId, DR).length).toBeLessThanOrEqual(64);
   });
 
+  it('sets the deprecation time on the copy when the policy asks (EnableImageDeprecation), also on a reused copy', async () => {
+    const src = await sourceImage('20261203T101500Z');
+    const deprecateAt = '2027-03-03T10:15:00.000Z';
+    // moto does not implement EnableImageDeprecation: answer it here, after recording the request.
+    t.setResponse((command) => (command === 'EnableImageDeprecationCommand' ? { Return: true } : undefined));
+    const first = await copyImage(t.aws, { ...src.copyInput, deprecateAt });
+    const again = await copyImage(t.aws, { ...src.copyInput, deprecateAt });
+
+    expect(again).toEqual({ imageId: first.imageId, reused: true });
+    const calls = t.requests.filter((r) => r.command === 'EnableImageDeprecationCommand');
+    expect(calls).toHaveLength(2);
+    for (const c of calls) {
+      expect(c.region).toBe(DR);
+      expect(c.input).toMatchObject({ ImageId: first.imageId });
+      expect((c.input.DeprecateAt as Date).toISOString()).toBe(deprecateAt);
+    }
+    // Without deprecateAt, no deprecation call at all.
+    const plain = await sourceImage('20261203T102000Z');
+    t.requests.length = 0;
+    await copyImage(t.aws, plain.copyInput);
+    expect(t.requests.some((r) => r.command === 'EnableImageDeprecationCommand')).toBe(false);
+  });
+
   it('omits KmsKeyId when the policy names none (the account default EBS key)', async () => {
     const src = await sourceImage('20261203T103000Z');
     await copyImage(t.aws, { ...src.copyInput });

@@ -21,7 +21,11 @@ export interface TestAws {
   requests: RecordedRequest[];
   /** Makes the next calls fail before they leave the process, while `fault` returns an error. */
   setFault(fault: Fault | undefined): void;
+  /** Answers calls without sending them (after recording them), while `respond` returns an output: for what moto lacks. */
+  setResponse(respond: Respond | undefined): void;
 }
+
+export type Respond = (command: string, input: Record<string, unknown>, region: string) => Record<string, unknown> | undefined;
 
 /** Points the AWS SDK at moto for this process, with test credentials. */
 export function useMoto(endpoint: string): void {
@@ -35,6 +39,7 @@ export function useMoto(endpoint: string): void {
 export function recordingAws(): TestAws {
   const requests: RecordedRequest[] = [];
   let fault: Fault | undefined;
+  let respond: Respond | undefined;
   const aws = createAwsClients({
     maxAttempts: 1,
     onClient: (client: EC2Client | SSMClient, service, region) => {
@@ -58,13 +63,15 @@ export function recordingAws(): TestAws {
             input: args.input as Record<string, unknown>,
             body: typeof request.body === 'string' ? request.body : '',
           });
+          const answer = respond?.(context.commandName ?? '', args.input as Record<string, unknown>, region);
+          if (answer) return { output: { $metadata: {}, ...answer }, response: {} } as Awaited<ReturnType<typeof next>>;
           return next(args);
         },
         { step: 'finalizeRequest', name: 'testRecorder' },
       );
     },
   });
-  return { aws, requests, setFault: (f) => (fault = f) };
+  return { aws, requests, setFault: (f) => (fault = f), setResponse: (r) => (respond = r) };
 }
 
 /** An error shaped like one the AWS SDK throws for an error response. */
