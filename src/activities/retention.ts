@@ -131,6 +131,48 @@ export function imageIdFromDescription(description: string | undefined): string 
 }
 
 /**
+ * A snapshot younger than this is never an orphan: EC2's lists are eventually consistent, so an
+ * image made moments ago (this run's) may not be listed yet while its snapshots already are.
+ * Orphans come from images retired long before (an interrupted retention), so nothing is lost.
+ */
+export const ORPHAN_MIN_AGE_MS = 60 * 60_000;
+
+export interface OrphanGroup {
+  /** The image the snapshots belonged to, from their EC2 description ('' when it names none). */
+  imageId: string;
+  runId: string;
+  snapshotIds: string[];
+}
+
+/**
+ * Tagged snapshots whose image is gone, grouped by image, oldest run first. Shared by
+ * applyRetention and `ami-backup plan`, so the plan lists what the run deletes.
+ */
+export function selectOrphans(
+  tagged: Map<string, Snapshot>,
+  images: BackupImage[],
+  keptRuns: ReadonlySet<string>,
+  nowMs: number,
+): OrphanGroup[] {
+  const referenced = new Set(images.flatMap((i) => i.snapshotIds));
+  const groups = new Map<string, OrphanGroup>();
+  for (const [snapshotId, snapshot] of tagged) {
+    const runId = tagOf(snapshot.Tags, TAG_RUN);
+    if (referenced.has(snapshotId) || snapshot.State === 'pending' || !runId || !isRunId(runId) || keptRuns.has(runId)) continue;
+    const started = snapshot.StartTime ? new Date(snapshot.StartTime).getTime() : undefined;
+    if (started === undefined || !(nowMs - started >= ORPHAN_MIN_AGE_MS)) continue;
+    const imageId = imageIdFromDescription(snapshot.Description) ?? '';
+    const key = `${imageId}|${runId}`;
+    const group = groups.get(key) ?? { imageId, runId, snapshotIds: [] };
+    group.snapshotIds.push(snapshotId);
+    groups.set(key, group);
+  }
+  return [...groups.values()]
+    .map((g) => ({ ...g, snapshotIds: [...g.snapshotIds].sort() }))
+    .sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
+}
+
+/**
  * Retention for one policy and instance in one region:
  *
  * - candidates are this tool's images of that policy and instance (listBackups); the images in
@@ -140,8 +182,8 @@ export function imageIdFromDescription(description: string | undefined): string 
  * - idempotent under retries: snapshots whose image is already gone (an attempt that stopped
  *   between DeregisterImage and DeleteSnapshot, or an image deregistered by hand) are "orphans"
  *   and deleted as well, when they carry both ownership tags and a run tag, are not being created
- *   (state pending), are referenced by no image listed (in any state), and their run is not that
- *   of any image kept. They are reported grouped by the image they belonged to: `imageId` is the
+ *   (state pending), are referenced by no image listed (in any state), their run is not that
+ *   of any image kept, and they are older than ORPHAN_MIN_AGE_MS. They are reported grouped by the image they belonged to: `imageId` is the
  *   AMI their EC2 description names (or '' when it names none), `reason` is ORPHAN_REASON.
  */
 export async function applyRetention(aws: AwsClients, input: ApplyRetentionInput): Promise<ApplyRetentionOutput> {
@@ -171,20 +213,10 @@ export async function applyRetention(aws: AwsClients, input: ApplyRetentionInput
     deleted.push(done);
   }
 
-  const referenced = new Set(images.flatMap((i) => i.snapshotIds));
   const keptRuns = new Set(keep.flatMap((i) => (i.runId ? [i.runId] : [])));
-  const orphans = new Map<string, { imageId: string; runId: string; snapshotIds: string[] }>();
-  for (const [snapshotId, snapshot] of tagged) {
-    const runId = tagOf(snapshot.Tags, TAG_RUN);
-    if (referenced.has(snapshotId) || snapshot.State === 'pending' || !runId || !isRunId(runId) || keptRuns.has(runId)) continue;
-    const imageId = imageIdFromDescription(snapshot.Description) ?? '';
-    const key = `${imageId}|${runId}`;
-    const group = orphans.get(key) ?? { imageId, runId, snapshotIds: [] };
-    group.snapshotIds.push(snapshotId);
-    orphans.set(key, group);
-  }
-  for (const group of [...orphans.values()].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0))) {
-    const snapshotIds = await deleteSnapshots(ec2, group.snapshotIds.sort(), { ...ctx, imageId: group.imageId || undefined });
+  const orphans = selectOrphans(tagged, images, keptRuns, input.nowMs);
+  for (const group of orphans) {
+    const snapshotIds = await deleteSnapshots(ec2, group.snapshotIds, { ...ctx, imageId: group.imageId || undefined });
     if (snapshotIds.length > 0) deleted.push({ region, imageId: group.imageId, runId: group.runId, snapshotIds, reason: ORPHAN_REASON });
   }
 

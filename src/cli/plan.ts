@@ -22,13 +22,13 @@ import type { AwsClients } from '../activities/aws';
 import { awsCall, type ErrorContext } from '../activities/errors';
 import { findInstances } from '../activities/findInstances';
 import { findOwnImages } from '../activities/images';
-import { ORPHAN_REASON, imageIdFromDescription, toBackupImage } from '../activities/retention';
+import { ORPHAN_REASON, selectOrphans, toBackupImage } from '../activities/retention';
 import { loadPolicyFile, type Policy } from '../policy';
-import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, isRunId, runIdFor, ssmParameterName } from '../shared/naming';
+import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, runIdFor, ssmParameterName } from '../shared/naming';
 import { imageTimeMs, planRetention } from '../shared/retention';
 import type { BackupImage, RetentionRule } from '../shared/types';
 import { withOperatorAws } from './awsDirect';
-import { EXIT_OK, output, type Output } from './common';
+import { EXIT_OK, UsageError, output, type Output } from './common';
 
 /** One image (or a group of orphaned snapshots) the next run would delete. */
 export interface PlannedDeletion {
@@ -189,26 +189,16 @@ export function planInstanceRegion(
   }));
 
   const removed = new Set(remove.map((i) => i.imageId));
-  const referenced = new Set(images.flatMap((i) => i.snapshotIds));
   const keptRuns = new Set([newImage, ...images].flatMap((i) => (!removed.has(i.imageId) && i.runId ? [i.runId] : [])));
-  const orphans = new Map<string, { imageId: string; runId: string; snapshotIds: string[] }>();
-  for (const [snapshotId, snapshot] of tagged) {
-    const runId = tagOf(snapshot.Tags, TAG_RUN);
-    if (referenced.has(snapshotId) || snapshot.State === 'pending' || !runId || !isRunId(runId) || keptRuns.has(runId)) continue;
-    const imageId = imageIdFromDescription(snapshot.Description) ?? '';
-    const key = `${imageId}|${runId}`;
-    const group = orphans.get(key) ?? { imageId, runId, snapshotIds: [] };
-    group.snapshotIds.push(snapshotId);
-    orphans.set(key, group);
-  }
-  for (const group of [...orphans.values()].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0))) {
+  const orphans = selectOrphans(tagged, images, keptRuns, opts.nowMs);
+  for (const group of orphans) {
     deletions.push({
       instanceId,
       region,
       imageId: group.imageId,
       runId: group.runId,
       reason: ORPHAN_REASON,
-      snapshotIds: group.snapshotIds.sort(),
+      snapshotIds: group.snapshotIds,
     });
   }
   return deletions;
@@ -359,11 +349,15 @@ function printPlan(out: Output, policy: Policy, result: PlanResult): void {
   );
 }
 
-export async function planCommand(opts: { policy: string; json?: boolean }): Promise<number> {
+export async function planCommand(opts: { policy: string; at?: string; json?: boolean }): Promise<number> {
   const out = output(Boolean(opts.json));
   const policy = loadPolicyFile(opts.policy);
+  const nowMs = opts.at === undefined ? Date.now() : Date.parse(opts.at);
+  if (!Number.isFinite(nowMs)) {
+    throw new UsageError(`--at "${opts.at}" is not a time: use ISO 8601 such as 2026-12-04T03:00:00Z`);
+  }
   return withOperatorAws('plan', policy.roleArn, PERMISSIONS, async (aws) => {
-    const result = await computePlan(aws, policy, Date.now());
+    const result = await computePlan(aws, policy, nowMs);
     printPlan(out, policy, result);
     if (out.json) console.log(JSON.stringify(result.report));
     return EXIT_OK;
@@ -375,6 +369,7 @@ export function registerPlanCommand(program: Command, setExit: (code: number) =>
     .command('plan')
     .description('Show what a run of the policy would do now: the instances it backs up and the images retention deletes. Changes nothing.')
     .requiredOption('-p, --policy <file>', 'policy file (YAML or JSON)')
+    .option('--at <time>', 'plan for a run at this time (ISO 8601, default now): what maxAge retires by then')
     .option('--json', 'print the plan as one JSON object on the last line of stdout')
     .addHelpText(
       'after',
@@ -385,12 +380,13 @@ roleArn is assumed as the worker does). Starts no workflow, creates and deletes 
 Deletions are computed with the same selection the run applies after its new image is available:
 that new image counts as one of keepLast; in copy regions the image the SSM parameter holds now is
 not protected (the run points the parameter at its new copy first). Snapshots left behind by an
-image already deregistered are listed too: the run deletes them as well.
+image already deregistered (over an hour ago) are listed too: the run deletes them as well.
 Needs ec2:DescribeInstances, ec2:DescribeImages, ec2:DescribeSnapshots, and ssm:GetParameters in
 the source region when it has a retention rule.
 
 Examples:
   ami-backup plan --policy policy.yaml
+  ami-backup plan --policy policy.yaml --at 2026-12-24T03:00:00Z
   ami-backup plan --policy policy.yaml --json | tail -1 | jq '.deletions | group_by(.region) | map({region: .[0].region, images: length})'
 
 Exit codes: 0 planned, 1 AWS refused or could not be reached, 2 bad input (bad policy).`,

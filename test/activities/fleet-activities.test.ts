@@ -16,7 +16,7 @@ import {
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import { findInstances } from '../../src/activities/findInstances';
-import { ORPHAN_REASON, applyRetention, listBackups } from '../../src/activities/retention';
+import { ORPHAN_MIN_AGE_MS, ORPHAN_REASON, applyRetention, listBackups } from '../../src/activities/retention';
 import { backupTags, TAG_INSTANCE_ID, TAG_POLICY } from '../../src/shared/naming';
 import type { ApplyRetentionInput, FindInstancesInput } from '../../src/shared/types';
 import { seedInstances } from '../../scripts/seed';
@@ -371,7 +371,8 @@ describe('applyRetention', () => {
     expect(await existingSnapshots(oldest.snapshotIds)).toEqual([...oldest.snapshotIds].sort());
 
     t.setFault(undefined);
-    const retry = await applyRetention(t.aws, input);
+    // The retry comes later; moto's snapshots are brand new, so move the clock past ORPHAN_MIN_AGE_MS.
+    const retry = await applyRetention(t.aws, { ...input, nowMs: Date.now() + ORPHAN_MIN_AGE_MS });
 
     expect(retry.deleted).toEqual([
       { region: SRC, imageId: oldest.imageId, runId: RUNS[0], snapshotIds: [...oldest.snapshotIds].sort(), reason: ORPHAN_REASON },
@@ -386,15 +387,20 @@ describe('applyRetention', () => {
     const untagged = await makeBackup(instanceId!, RUNS[0], { policy: null });
     const otherPolicy = await makeBackup(instanceId!, RUNS[0], { policy: 'db-servers' });
     for (const gone of [tagged, untagged, otherPolicy]) await ec2().send(new DeregisterImageCommand({ ImageId: gone.imageId }));
-
-    const out = await applyRetention(t.aws, {
+    const input: ApplyRetentionInput = {
       policy: POLICY,
       instanceId: instanceId!,
       region: SRC,
       rule: { keepLast: 3 },
       protect: [],
-      nowMs: NOW,
-    });
+      nowMs: Date.now(),
+    };
+
+    // Snapshots younger than ORPHAN_MIN_AGE_MS are left: EC2 may not list a just-made image yet.
+    expect(await applyRetention(t.aws, input)).toEqual({ region: SRC, kept: 1, deleted: [] });
+    expect(await existingSnapshots(tagged.snapshotIds)).toEqual([...tagged.snapshotIds].sort());
+
+    const out = await applyRetention(t.aws, { ...input, nowMs: Date.now() + ORPHAN_MIN_AGE_MS });
 
     expect(out).toEqual({
       region: SRC,

@@ -23,7 +23,7 @@ import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/cl
 import { createAwsClients, type AwsClients } from '../../src/activities/aws';
 import { copyImage } from '../../src/activities/copyImage';
 import { createImage } from '../../src/activities/createImage';
-import { ORPHAN_REASON, applyRetention } from '../../src/activities/retention';
+import { ORPHAN_MIN_AGE_MS, ORPHAN_REASON, applyRetention } from '../../src/activities/retention';
 import { setSsmParam } from '../../src/activities/setSsmParam';
 import { tagSnapshots } from '../../src/activities/tagSnapshots';
 import type { LatestReport } from '../../src/cli/latest';
@@ -370,7 +370,9 @@ describe('plan: retention', () => {
     // An image deregistered by hand leaves its tagged snapshots behind: the run deletes those "orphans" too.
     await ec2(DR).send(new DeregisterImageCommand({ ImageId: backups[plain]![0]!.images[DR] }));
 
-    const r = await cli(['plan', '--policy', file, '--json']);
+    // Plan for a run an hour from now: the orphaned snapshots are then old enough to go (ORPHAN_MIN_AGE_MS).
+    const at = Date.now() + ORPHAN_MIN_AGE_MS;
+    const r = await cli(['plan', '--policy', file, '--json', '--at', new Date(at).toISOString()]);
     expect(r.code).toBe(0);
     const planned = lastJson<PlanReport>(r.stdout).deletions;
     const runsOf = (instanceId: string, region: string) =>
@@ -398,7 +400,7 @@ describe('plan: retention', () => {
           rule: { keepLast: 2 },
           protect: [fourth.images[region]!],
           ssmParameter: parameterOf(name, instanceId),
-          nowMs: Date.now(),
+          nowMs: at,
         });
         deleted.push(...out.deleted.map((d: DeletedImage) => key(d, instanceId)));
       }
@@ -452,6 +454,10 @@ describe('plan: failures', () => {
 
     expect((await cli(['plan'])).code).toBe(2);
     expect((await cli(['plan', '--policy', path.join(dir, 'missing.yaml')])).code).toBe(2);
+    const good = writePolicy({ name: fresh('at'), sourceRegion: SRC, targets: { tags: { A: 'b' } }, copies: [{ region: DR }] });
+    const badAt = await cli(['plan', '--policy', good, '--at', 'tomorrow']);
+    expect(badAt.code).toBe(2);
+    expect(badAt.stderr).toContain('--at "tomorrow" is not a time');
   });
 
   it('AWS unreachable is exit 1 with a message naming the operation and region, not a stack', async () => {
