@@ -42,8 +42,9 @@ Examples:
   ami-backup run --policy policy.yaml --instance i-0123456789abcdef0 --wait
   ami-backup run --policy policy.yaml --wait --json | tail -1 | jq '.instances[] | select(.status=="failed")'
 
-Exit codes: 0 every instance succeeded (or the run was started, without --wait), 1 a backup failed
-(or a run of the same policy/instance is already going), 2 bad input (nothing was started).`,
+Exit codes: 0 no instance failed (or the run was started, without --wait; an instance "skipped"
+because its own backup was already running is not a failure), 1 a backup failed (or a run of the
+same policy/instance is already going), 2 bad input (nothing was started).`,
     )
     .action(async (opts) => setExit(await runCommand(opts)));
 

@@ -19,7 +19,8 @@ export interface RunReport {
   counts?: { total: number; succeeded: number; failed: number; skipped: number };
   /** Fleet runs over 1,000 instances: succeeded instances counted but not listed. */
   unlisted?: number;
-  instances: Array<BackupInstanceResult & { skipped?: boolean }>;
+  /** Per instance; in a fleet, "skipped" means its own backup was already running (not a failure). */
+  instances: Array<Omit<BackupInstanceResult, 'status'> & { status: BackupInstanceResult['status'] | 'skipped' }>;
 }
 
 /** How a run that did not succeed ended, in the words of the JSON report. */

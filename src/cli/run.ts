@@ -296,11 +296,10 @@ async function waitForFleet(
 }
 
 /** A fleet report entry in the shape of DESIGN.md's per-instance JSON object. */
-function fleetEntry(policy: Policy, r: FleetInstanceResult): BackupInstanceResult {
+function fleetEntry(policy: Policy, r: FleetInstanceResult): RunReport['instances'][number] {
   return {
     instanceId: r.instanceId,
-    status: r.status === 'succeeded' ? 'succeeded' : 'failed',
-    ...(r.status === 'skipped' ? { skipped: true } : {}),
+    status: r.status,
     sourceImageId: r.sourceImageId,
     copies: r.copies ?? [],
     ssmParameter: ssmParameterName(policy.ssmParameter, {

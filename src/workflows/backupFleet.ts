@@ -198,7 +198,14 @@ export async function backupFleet(input: BackupFleetInput): Promise<FleetReport>
       show();
     }
     if (inFlight.size === 0) break;
-    await Promise.race(inFlight.values());
+    try {
+      await Promise.race(inFlight.values());
+    } catch (err) {
+      // Cancelled: every running child was asked to cancel too; end once they all have, so the
+      // fleet never reports "cancelled" while its backups are still stopping.
+      if (isCancellation(err)) await Promise.allSettled(inFlight.values());
+      throw err;
+    }
   }
 
   if (carry.remaining.length > 0) {

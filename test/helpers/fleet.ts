@@ -12,7 +12,8 @@ import { policySchema, type Policy, type PolicyInput } from '../../src/policy/sc
 import type { FindInstancesInput, ImageStatus } from '../../src/shared/types';
 import { backupFleet } from '../../src/workflows';
 import { awsError } from '../helpers/aws';
-import { startTemporal, uniqueTaskQueue } from '../helpers/temporal';
+import { childrenInFlight } from './history';
+import { startTemporal, uniqueTaskQueue } from './temporal';
 
 export const EventType = temporal.api.enums.v1.EventType;
 
@@ -164,17 +165,5 @@ export async function historyOf(handle: WorkflowHandle, runId?: string) {
 
 /** The most children the fleet ever had running at once, from its own history. */
 export async function maxChildrenInFlight(handle: WorkflowHandle): Promise<number> {
-  let now = 0;
-  let max = 0;
-  for (const e of await historyOf(handle)) {
-    if (e.eventType === EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED) now += 1;
-    if (
-      e.eventType === EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED ||
-      e.eventType === EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED ||
-      e.eventType === EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED
-    )
-      now -= 1;
-    max = Math.max(max, now);
-  }
-  return max;
+  return childrenInFlight(await historyOf(handle)).max;
 }

@@ -146,3 +146,25 @@ test('with the search attributes registered, every child carries AmiBackupPolicy
   const plainChild = await env.client.workflow.getHandle(instanceWorkflowId('unindexed', plainIds[0]!)).describe();
   expect(plainChild.typedSearchAttributes.get(POLICY_ATTRIBUTE)).toBeUndefined();
 });
+
+test('a cancelled fleet ends only after every running child has stopped', async () => {
+  const ids = instanceIds(3);
+  let release!: () => void;
+  const until = new Promise<void>((r) => (release = r));
+  const policy = fleet('cancelme', { instances: ids, gate: { ids: new Set(ids), until } });
+  const handle = await startFleet(policy);
+  // Wait until all three children are running (their createImage is held).
+  for (let i = 0; i < 100; i++) {
+    const p = await handle.query(fleetProgressQuery).catch(() => undefined);
+    if (p?.inFlight.length === 3) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await handle.cancel();
+  await expect(handle.result()).rejects.toThrow();
+  release();
+  expect((await handle.describe()).status.name).toBe('CANCELLED');
+  for (const id of ids) {
+    const child = await env.client.workflow.getHandle(instanceWorkflowId('cancelme', id)).describe();
+    expect(child.status.name).toBe('CANCELLED');
+  }
+});
