@@ -3,75 +3,22 @@
  * (dist/src/worker.js) and the real CLI (dist/src/client.js). A recording proxy between the
  * worker and moto keeps what the worker sent, since moto ignores encryption.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { RunReport } from '../../src/client';
 import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, TAG_SOURCE_IMAGE } from '../../src/shared/naming';
 import { seedInstances } from '../../scripts/seed';
-import { startMoto, stopProcess, type Moto } from '../../scripts/stack';
-import { useMoto } from '../helpers/aws';
-import { startRecordingProxy, type RecordingProxy } from '../helpers/recordingProxy';
-import { startTemporal, uniqueTaskQueue } from '../helpers/temporal';
+import { lastJson, startE2e, type E2eStack } from '../helpers/e2e';
+import type { RecordingProxy } from '../helpers/recordingProxy';
 
-const ROOT = path.resolve(__dirname, '../..');
-const CLIENT = path.join(ROOT, 'dist/src/client.js');
-const WORKER = path.join(ROOT, 'dist/src/worker.js');
-
+let stack: E2eStack;
 let env: TestWorkflowEnvironment;
-let moto: Moto;
 let proxy: RecordingProxy;
-let worker: ChildProcess;
-let workerLog = '';
-let dir: string;
 let ec2: EC2Client;
-const taskQueue = uniqueTaskQueue('e2e');
+let taskQueue: string;
 
-function processEnv(): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_NAMESPACE: 'default',
-    AMI_BACKUP_TASK_QUEUE: taskQueue,
-    AWS_ENDPOINT_URL: proxy.endpoint,
-    AWS_ACCESS_KEY_ID: 'e2e-access-key',
-    AWS_SECRET_ACCESS_KEY: 'e2e-secret-key',
-    AWS_REGION: 'us-east-1',
-  };
-}
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLIENT, ...args], { env: { ...processEnv(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function lastJson(stdout: string): RunReport {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as RunReport;
-}
-
-function writePolicy(name: string, body: object | string): string {
-  const file = path.join(dir, name);
-  writeFileSync(file, typeof body === 'string' ? body : JSON.stringify(body, null, 2));
-  return file;
-}
+const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => stack.cli(args, extraEnv);
+const writePolicy = (name: string, body: object | string) => stack.writePolicy(name, body);
 
 const goodPolicy = {
   name: 'e2e',
@@ -88,33 +35,12 @@ async function workflowCount(): Promise<number> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'ami-backup-e2e-'));
-  [env, moto] = await Promise.all([startTemporal(), startMoto()]);
-  proxy = await startRecordingProxy(moto.endpoint);
-  useMoto(moto.endpoint);
-  ec2 = new EC2Client({ region: 'us-east-1' });
-
-  worker = spawn(process.execPath, [WORKER], { env: processEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  const ready = new Promise<void>((resolve, reject) => {
-    const onData = (c: Buffer) => {
-      workerLog += c.toString();
-      if (workerLog.includes('polling task queue')) resolve();
-    };
-    worker.stdout!.on('data', onData);
-    worker.stderr!.on('data', onData);
-    worker.on('exit', (code) => reject(new Error(`worker exited with ${code}:\n${workerLog}`)));
-  });
-  await ready;
+  stack = await startE2e();
+  ({ env, proxy, taskQueue } = stack);
+  ec2 = stack.ec2('us-east-1');
 }, 180_000);
 
-afterAll(async () => {
-  if (worker) await stopProcess(worker, 15_000);
-  ec2?.destroy();
-  await proxy?.stop();
-  await moto?.stop();
-  await env?.teardown();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => stack?.stop());
 
 test('ami-backup run --wait --json backs up a tagged instance into the DR region, encrypted, and sets the SSM parameter', async () => {
   const [instanceId] = await seedInstances(ec2, { count: 1, tags: { Backup: 'true' }, namePrefix: 'app' });
@@ -144,15 +70,11 @@ test('ami-backup run --wait --json backs up a tagged instance into the DR region
   expect(result!.copies).toHaveLength(1);
   const { region, imageId: copyId } = result!.copies[0]!;
   expect(region).toBe('eu-west-1');
-  const ec2Dr = new EC2Client({ region: 'eu-west-1' });
-  const copy = (await ec2Dr.send(new DescribeImagesCommand({ ImageIds: [copyId] }))).Images![0]!;
-  ec2Dr.destroy();
+  const copy = (await stack.ec2('eu-west-1').send(new DescribeImagesCommand({ ImageIds: [copyId] }))).Images![0]!;
   expect(copy.Tags).toEqual(expect.arrayContaining([{ Key: TAG_SOURCE_IMAGE, Value: result!.sourceImageId }]));
 
   // The SSM parameter in the DR region points at the copy.
-  const ssm = new SSMClient({ region: 'eu-west-1' });
-  const param = await ssm.send(new GetParameterCommand({ Name: `/ami-backup/e2e/${instanceId}/latest` }));
-  ssm.destroy();
+  const param = await stack.ssm('eu-west-1').send(new GetParameterCommand({ Name: `/ami-backup/e2e/${instanceId}/latest` }));
   expect(param.Parameter).toMatchObject({ Value: copyId, DataType: 'aws:ec2:image' });
 
   // What the worker really sent (moto ignores encryption): one encrypted CopyImage, with the key.
@@ -164,8 +86,8 @@ test('ami-backup run --wait --json backs up a tagged instance into the DR region
   expect(proxy.requests.filter((r) => r.action === 'CreateImage' && r.body.includes(instanceId!))).toHaveLength(1);
 
   // The worker logged each step with its context.
-  expect(workerLog).toMatch(/createImage completed/);
-  expect(workerLog).toMatch(/setSsmParam completed/);
+  expect(stack.workerLog()).toMatch(/createImage completed/);
+  expect(stack.workerLog()).toMatch(/setSsmParam completed/);
 });
 
 test('a bad policy prints every problem with its field and exits 2, starting nothing', async () => {
@@ -281,8 +203,8 @@ test('starting a run on a task queue no worker polls warns the operator', async 
 });
 
 test('the worker stops cleanly on SIGTERM', async () => {
-  const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
-  worker.kill('SIGTERM');
+  const exited = new Promise<number | null>((resolve) => stack.worker.once('exit', (code) => resolve(code)));
+  stack.worker.kill('SIGTERM');
   expect(await exited).toBe(0);
-  expect(workerLog).toContain('stopped cleanly');
+  expect(stack.workerLog()).toContain('stopped cleanly');
 });

@@ -1,6 +1,9 @@
 /**
- * An HTTP proxy between the AWS SDK and moto that records every request body: what the worker
- * really sent, for fields moto accepts but ignores (Encrypted, KmsKeyId, ClientToken).
+ * An HTTP proxy between the AWS SDK and moto that records every exchange: what the worker really
+ * sent (for fields moto accepts but ignores: Encrypted, KmsKeyId, ClientToken), when, and what
+ * came back (to tell, for example, how many copies were in flight at once). It can also answer a
+ * request itself instead of forwarding it (`inject`): an AWS error moto never gives, such as
+ * ResourceLimitExceeded.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,12 +17,39 @@ export interface ProxiedRequest {
   /** The access key ID the request was signed with. */
   accessKeyId: string;
   body: string;
+  /** Date.now() when the request arrived / its response was complete. */
+  sentAt: number;
+  answeredAt?: number;
+  status?: number;
+  response?: string;
+  /** True when `inject` answered it (it never reached moto). */
+  injected?: boolean;
+}
+
+/** A response the proxy gives instead of forwarding the request. */
+export interface InjectedResponse {
+  status: number;
+  body: string;
+  contentType?: string;
 }
 
 export interface RecordingProxy {
   endpoint: string;
   requests: ProxiedRequest[];
+  /** Consulted for every request; a response answers it in moto's place. */
+  inject?: (request: ProxiedRequest) => InjectedResponse | undefined;
   stop(): Promise<void>;
+}
+
+/** An EC2 (Query protocol) error response, as AWS sends it. */
+export function ec2ErrorResponse(code: string, message: string, status = 400): InjectedResponse {
+  return {
+    status,
+    contentType: 'text/xml;charset=UTF-8',
+    body:
+      `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors>` +
+      `<RequestID>proxy-${Date.now()}</RequestID></Response>`,
+  };
 }
 
 function actionOf(body: string, target: string | undefined): string {
@@ -28,8 +58,8 @@ function actionOf(body: string, target: string | undefined): string {
 }
 
 export async function startRecordingProxy(upstream: string): Promise<RecordingProxy> {
-  const requests: ProxiedRequest[] = [];
   const target = new URL(upstream);
+  const proxy: RecordingProxy = { endpoint: '', requests: [], stop: async () => undefined };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -38,19 +68,34 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
       const text = body.toString('utf8');
       const auth = String(req.headers.authorization ?? '');
       const [, accessKeyId = '', region = ''] = /Credential=([^/]+)\/\d{8}\/([a-z0-9-]+)\//.exec(auth) ?? [];
-      requests.push({
+      const request: ProxiedRequest = {
         method: req.method ?? '',
         path: req.url ?? '',
         action: actionOf(text, req.headers['x-amz-target'] as string | undefined),
         region,
         accessKeyId,
         body: text,
-      });
+        sentAt: Date.now(),
+      };
+      proxy.requests.push(request);
+      const injected = proxy.inject?.(request);
+      if (injected) {
+        Object.assign(request, { injected: true, status: injected.status, response: injected.body, answeredAt: Date.now() });
+        res.writeHead(injected.status, { 'content-type': injected.contentType ?? 'text/xml;charset=UTF-8' });
+        res.end(injected.body);
+        return;
+      }
       const forward = http.request(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
         (upstreamRes) => {
-          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-          upstreamRes.pipe(res);
+          const parts: Buffer[] = [];
+          upstreamRes.on('data', (c: Buffer) => parts.push(c));
+          upstreamRes.on('end', () => {
+            const response = Buffer.concat(parts);
+            Object.assign(request, { status: upstreamRes.statusCode, response: response.toString('utf8'), answeredAt: Date.now() });
+            res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+            res.end(response);
+          });
         },
       );
       forward.on('error', (err) => {
@@ -62,13 +107,11 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    requests,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  proxy.endpoint = `http://127.0.0.1:${port}`;
+  proxy.stop = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return proxy;
 }

@@ -39,5 +39,5 @@ describe('backupFleet history bound', () => {
       expect(r.events).toBeLessThan(10_240); // Temporal warns at 10,240 events; the hard limit is 51,200
       expect(r.bytes).toBeLessThan(10 * 1024 * 1024);
     }
-  }, 900_000);
+  }, 2_400_000);
 });
