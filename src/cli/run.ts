@@ -3,7 +3,7 @@
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { INSTANCE_ID_RE, loadPolicyFile, type Policy } from '../policy';
-import { fleetWorkflowId, instanceWorkflowId, runIdFor, ssmParameterName } from '../shared/naming';
+import { describeTargets, fleetWorkflowId, instanceWorkflowId, runIdFor, ssmParameterName } from '../shared/naming';
 import type {
   BackupFleetInput,
   BackupInstanceInput,
@@ -166,7 +166,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
           workflowType: 'backupFleet',
           workflowId: fleetWorkflowId(policy.name),
           args: [{ policy, runId, searchAttributes: indexed } satisfies BackupFleetInput],
-          staticSummary: `Fleet backup of policy ${policy.name}: ${targetsText(policy)} in ${policy.sourceRegion}, copies to ${copies}`,
+          staticSummary: `Fleet backup of policy ${policy.name}: ${describeTargets(policy.targets)} in ${policy.sourceRegion}, copies to ${copies}`,
           memo: { policy: policy.name },
           searchAttributes: indexed ? [{ key: POLICY_ATTRIBUTE, value: policy.name }] : [],
           what: `a fleet backup of policy ${policy.name}`,
@@ -177,7 +177,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     out.info(
       instanceId
         ? `Started backup of ${instanceId} (policy ${policy.name}, run ${runId})`
-        : `Started fleet backup of policy ${policy.name} (${targetsText(policy)}, run ${runId})`,
+        : `Started fleet backup of policy ${policy.name} (${describeTargets(policy.targets)}, run ${runId})`,
     );
     out.info(`  workflow: ${spec.workflowId}`);
     out.info(`  Web UI:   ${workflowUiLink(settings, spec.workflowId, started.runId)}`);
@@ -277,7 +277,7 @@ async function waitForFleet(
     if (deleted > 0) out.info(`  retention deleted ${deleted} old image(s)`);
     if (fleet.unlisted > 0)
       out.info(`  (${fleet.unlisted} succeeded instance(s) are counted but not listed; see their workflows ami-backup/${policy.name}/i-…)`);
-    if (total === 0) out.info(`  no instance matched ${targetsText(policy)} in ${policy.sourceRegion}`);
+    if (total === 0) out.info(`  no instance matched ${describeTargets(policy.targets)} in ${policy.sourceRegion}`);
     return {
       workflowId,
       status: failed > 0 ? 'failed' : 'succeeded',
@@ -311,12 +311,4 @@ function fleetEntry(policy: Policy, r: FleetInstanceResult): RunReport['instance
     ...(r.warnings ? { warnings: r.warnings } : {}),
     ...(r.error ? { error: r.error } : {}),
   };
-}
-
-/** "instances tagged Backup=true" / "3 listed instances". */
-export function targetsText(policy: Policy): string {
-  if (policy.targets.instanceIds) return `${policy.targets.instanceIds.length} listed instance(s)`;
-  return `instances tagged ${Object.entries(policy.targets.tags ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ')}`;
 }

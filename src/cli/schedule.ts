@@ -31,7 +31,7 @@ import { optionalDateToTs, tsToDate } from '@temporalio/common/lib/time';
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { formatDuration, loadPolicyFile, POLICY_NAME_RE, type Policy } from '../policy';
-import { fleetWorkflowId, scheduleIdFor } from '../shared/naming';
+import { describeTargets, fleetWorkflowId, scheduleIdFor } from '../shared/naming';
 import type { BackupFleetInput, FleetReport } from '../shared/types';
 import { temporalSettings, workflowUiLink, type TemporalSettings } from '../temporal/config';
 import { POLICY_ATTRIBUTE, searchAttributesRegistered } from '../temporal/searchAttributes';
@@ -90,19 +90,9 @@ function resolveTarget(opts: { policy?: string; name?: string }): Target {
 // ---------------------------------------------------------------------------------------------
 // Building the schedule
 
-function targetsText(policy: Policy): string {
-  if (policy.targets.tags) {
-    return `instances tagged ${Object.entries(policy.targets.tags)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(', ')}`;
-  }
-  const n = policy.targets.instanceIds?.length ?? 0;
-  return `${n} listed instance${n === 1 ? '' : 's'}`;
-}
-
 /** The one line the Web UI shows for every scheduled run. */
 export function fleetSummary(policy: Policy): string {
-  return `Scheduled backup, policy ${policy.name}: ${targetsText(policy)} in ${policy.sourceRegion} → ${policy.copies
+  return `Scheduled backup, policy ${policy.name}: ${describeTargets(policy.targets)} in ${policy.sourceRegion} → ${policy.copies
     .map((c) => c.region)
     .join(', ')} (encrypted)`;
 }

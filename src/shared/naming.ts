@@ -75,3 +75,14 @@ export function backupTags(args: {
   if (args.instanceName) tags.push({ Key: 'Name', Value: args.instanceName });
   return tags;
 }
+
+/** A policy's targets in words: "instances tagged Backup=true, Env=prod" or "3 listed instances". */
+export function describeTargets(targets: { tags?: Record<string, string>; instanceIds?: string[] }): string {
+  if (targets.tags) {
+    return `instances tagged ${Object.entries(targets.tags)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`;
+  }
+  const n = targets.instanceIds?.length ?? 0;
+  return `${n} listed instance${n === 1 ? '' : 's'}`;
+}

@@ -30,7 +30,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
-import { instanceWorkflowId, runIdFor } from '../shared/naming';
+import { describeTargets, instanceWorkflowId, runIdFor } from '../shared/naming';
 import type { BackupFleetInput, BackupInstanceResult, FleetCarry, FleetInstanceResult, FleetProgress, FleetReport } from '../shared/types';
 import { INSTANCE_ATTRIBUTE, POLICY_ATTRIBUTE } from '../temporal/searchAttributes';
 import { backupInstance } from './backupInstance';
@@ -110,9 +110,7 @@ export async function backupFleet(input: BackupFleetInput): Promise<FleetReport>
       {
         summary: input.instanceIds
           ? `check ${input.instanceIds.length} listed instance(s) in ${policy.sourceRegion}`
-          : `find instances tagged ${Object.entries(policy.targets.tags ?? {})
-              .map(([k, v]) => `${k}=${v}`)
-              .join(', ')} in ${policy.sourceRegion}`,
+          : `find ${describeTargets(policy.targets)} in ${policy.sourceRegion}`,
       },
       [
         {

@@ -1,4 +1,5 @@
 import {
+  describeTargets,
   amiName,
   backupTags,
   instanceWorkflowId,
@@ -180,5 +181,13 @@ describe('backupTags', () => {
   test('every key is unique', () => {
     const keys = backupTags({ ...base, instanceName: 'web-1', sourceImageId: 'ami-0123456789abcdef0' }).map((t) => t.Key);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+});
+
+describe('describeTargets', () => {
+  it('names the tags, or counts the listed instances', () => {
+    expect(describeTargets({ tags: { Backup: 'true', Env: 'prod' } })).toBe('instances tagged Backup=true, Env=prod');
+    expect(describeTargets({ instanceIds: ['i-0123456789abcdef0'] })).toBe('1 listed instance');
+    expect(describeTargets({ instanceIds: ['i-0123456789abcdef0', 'i-0123456789abcdef1'] })).toBe('2 listed instances');
   });
 });
