@@ -42,7 +42,14 @@ export function workerLogger(env: NodeJS.ProcessEnv = process.env): DefaultLogge
   });
 }
 
-/** Installs the worker logger in the SDK runtime (once per process, before any worker). */
-export function installWorkerLogging(env: NodeJS.ProcessEnv = process.env): void {
-  Runtime.install({ logger: workerLogger(env) });
+/**
+ * Installs the worker logger in the SDK runtime (once per process, before any worker), and the
+ * Prometheus exporter on 0.0.0.0:metricsPort when given (the SDK's worker, workflow, activity and
+ * poller metrics, prefixed temporal_).
+ */
+export function installWorkerLogging(env: NodeJS.ProcessEnv = process.env, metricsPort?: number): void {
+  Runtime.install({
+    logger: workerLogger(env),
+    ...(metricsPort !== undefined ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } } : {}),
+  });
 }
