@@ -10,6 +10,7 @@ import { version } from '../package.json';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConnectError, UsageError } from './cli/common';
 import { registerLatestCommand } from './cli/latest';
 import { registerPlanCommand } from './cli/plan';
+import { registerCheckCommand } from './cli/check';
 import { registerInspectCommands } from './cli/inspect';
 import { runCommand } from './cli/run';
 import { registerScheduleCommands } from './cli/schedule';
@@ -52,6 +53,7 @@ same policy/instance is already going), 2 bad input (nothing was started).`,
   registerScheduleCommands(program, setExit);
   registerPlanCommand(program, setExit);
   registerLatestCommand(program, setExit);
+  registerCheckCommand(program, setExit);
 
   return program;
 }

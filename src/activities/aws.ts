@@ -21,15 +21,18 @@ export interface AwsClientOptions {
 
 export const ROLE_SESSION_NAME = 'ami-backup';
 
+/** Credentials for a client: the policy's role assumed through STS, or the SDK's standard chain. */
+export function credentialsFor(region: string, roleArn?: string) {
+  return roleArn
+    ? fromTemporaryCredentials({
+        params: { RoleArn: roleArn, RoleSessionName: ROLE_SESSION_NAME, DurationSeconds: 3600 },
+        clientConfig: { region },
+      })
+    : undefined;
+}
+
 export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
   const cache = new Map<string, EC2Client | SSMClient>();
-  const credentialsFor = (region: string, roleArn?: string) =>
-    roleArn
-      ? fromTemporaryCredentials({
-          params: { RoleArn: roleArn, RoleSessionName: ROLE_SESSION_NAME, DurationSeconds: 3600 },
-          clientConfig: { region },
-        })
-      : undefined;
 
   function get<C extends EC2Client | SSMClient>(service: 'ec2' | 'ssm', region: string, roleArn: string | undefined, make: () => C): C {
     const key = `${service}|${region}|${roleArn ?? ''}`;
