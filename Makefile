@@ -17,7 +17,7 @@ test: setup
 test-node22: setup
 	PATH="$$(dirname "$$(bash scripts/install-node22.sh)"):$$PATH" npm test -- $(JEST_ARGS)
 
-# Temporal dev server + Web UI, moto with tagged instances, the worker, one backup. Ctrl-C stops it.
+# Temporal dev server + Web UI, moto with tagged instances, the worker, a fleet backup. Ctrl-C stops it.
 demo: setup
 	npm run demo
 
