@@ -8,3 +8,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 echo "temporal: $(bash scripts/install-temporal.sh)"
 echo "moto:     $(bash scripts/install-moto.sh)"
+# The checkers of the deployment files (no Docker engine needed): docker-compose, hadolint,
+# kubernetes-validate. The tests install them too when missing; here they are ready up front.
+bash scripts/install-checkers.sh | sed 's/^/checkers: /'
+bash scripts/check-kubernetes.sh >/dev/null && echo "kubernetes manifests: valid (scripts/check-kubernetes.sh)"
