@@ -19,10 +19,13 @@ import { renderProgress } from '../workflows/render';
 import { progressPrinter } from './progressBar';
 import { CLOSED_STATUS, EXIT_FAILED, EXIT_OK, UsageError, connect, hasWorker, output, type Output, type RunReport } from './common';
 
-/** Follows a run through its `progress` query, printing a line whenever something moves. */
-async function follow(handle: WorkflowHandle, out: Output, intervalMs: number): Promise<BackupProgress | undefined> {
-  let last: BackupProgress | undefined;
-  let lastText = '';
+/**
+ * Asks a run for its `progress` every `intervalMs` until it closes, handing each answer to
+ * `onProgress`; resolves with the last answer. Queries fail until the first workflow task has run
+ * (no handler yet) and between two runs of a continue-as-new chain: those are skipped.
+ */
+async function pollProgress<P>(handle: WorkflowHandle, intervalMs: number, onProgress: (p: P) => void): Promise<P | undefined> {
+  let last: P | undefined;
   let finished = false;
   const done = handle.result().then(
     () => undefined,
@@ -31,18 +34,26 @@ async function follow(handle: WorkflowHandle, out: Output, intervalMs: number): 
   void done.then(() => (finished = true));
   while (!finished) {
     try {
-      last = await handle.query<BackupProgress>('progress');
-      const text = renderProgress(last);
-      if (text !== lastText) {
-        const step = last.steps[last.steps.length - 1];
-        out.info(`[${new Date().toISOString().slice(11, 19)}] ${last.step}${step ? ` (${step.region})` : ''}: ${summaryLine(last)}`);
-        lastText = text;
-      }
+      last = await handle.query<P>('progress');
+      onProgress(last);
     } catch {
-      // The first workflow task may not have run yet: no query handler until then.
+      // Not answering yet (see above).
     }
     await Promise.race([done, new Promise((r) => setTimeout(r, intervalMs))]);
   }
+  return last;
+}
+
+/** Follows one instance's backup, printing a line whenever something moves. */
+async function follow(handle: WorkflowHandle, out: Output, intervalMs: number): Promise<BackupProgress | undefined> {
+  let lastText = '';
+  let last = await pollProgress<BackupProgress>(handle, intervalMs, (p) => {
+    const text = renderProgress(p);
+    if (text === lastText) return;
+    lastText = text;
+    const step = p.steps[p.steps.length - 1];
+    out.info(`[${new Date().toISOString().slice(11, 19)}] ${p.step}${step ? ` (${step.region})` : ''}: ${summaryLine(p)}`);
+  });
   try {
     last = await handle.query<BackupProgress>('progress');
   } catch {
@@ -245,26 +256,14 @@ async function waitForFleet(
   const { workflowId } = handle;
   const printer = progressPrinter(out.json ? process.stderr : process.stdout);
   const reported = new Set<string>();
-  let finished = false;
-  const done = handle.result().then(
-    () => undefined,
-    () => undefined,
-  );
-  void done.then(() => (finished = true));
-  while (!finished) {
-    try {
-      const p = await handle.query<FleetProgress>('progress');
-      for (const f of p.recentFailures) {
-        if (reported.has(f.instanceId)) continue;
-        reported.add(f.instanceId);
-        printer.line(`  ✗ ${f.instanceId}: ${f.error}`);
-      }
-      printer.update(p);
-    } catch {
-      // Not started yet, or between two runs of a continue-as-new chain.
+  await pollProgress<FleetProgress>(handle, pollMs, (p) => {
+    for (const f of p.recentFailures) {
+      if (reported.has(f.instanceId)) continue;
+      reported.add(f.instanceId);
+      printer.line(`  ✗ ${f.instanceId}: ${f.error}`);
     }
-    await Promise.race([done, new Promise((r) => setTimeout(r, pollMs))]);
-  }
+    printer.update(p);
+  });
   printer.end();
   try {
     const fleet: FleetReport = await handle.result();
