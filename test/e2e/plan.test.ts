@@ -28,7 +28,8 @@ import { setSsmParam } from '../../src/activities/setSsmParam';
 import { tagSnapshots } from '../../src/activities/tagSnapshots';
 import type { LatestReport } from '../../src/cli/latest';
 import type { PlanReport, PlannedDeletion } from '../../src/cli/plan';
-import { main } from '../../src/client';
+import { lastJson } from '../helpers/e2e';
+import { cliInProcess } from '../helpers/cliInProcess';
 import { DEFAULT_SSM_PARAMETER } from '../../src/policy';
 import { TAG_SOURCE_IMAGE, backupTags, runIdFor, ssmParameterName } from '../../src/shared/naming';
 import type { DeletedImage, RetentionRule } from '../../src/shared/types';
@@ -88,38 +89,7 @@ let unique = 0;
 /** A name no other test uses (policy names and tag values). */
 const fresh = (prefix: string) => `${prefix}-${process.pid}-${++unique}`;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI in-process, capturing what it prints. */
-async function cli(args: string[]): Promise<CliResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const keep = (into: string[]) => (chunk: unknown) => {
-    into.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString());
-    return true;
-  };
-  const spies = [
-    jest.spyOn(process.stdout, 'write').mockImplementation(keep(out) as typeof process.stdout.write),
-    jest.spyOn(process.stderr, 'write').mockImplementation(keep(err) as typeof process.stderr.write),
-    jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(`${a.join(' ')}\n`)),
-    jest.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(`${a.join(' ')}\n`)),
-  ];
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
-}
-
-function lastJson<T>(stdout: string): T {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as T;
-}
+const cli = cliInProcess;
 
 interface PolicyBody {
   name: string;

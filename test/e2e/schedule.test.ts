@@ -9,7 +9,8 @@ import path from 'node:path';
 import { Client, Connection, ScheduleNotFoundError, type WorkflowExecutionInfo } from '@temporalio/client';
 import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
 import { startDevServer, type DevServer } from '../../scripts/stack';
-import { main } from '../../src/client';
+import { lastJson } from '../helpers/e2e';
+import { cliInProcess } from '../helpers/cliInProcess';
 import type { ScheduleListEntry, ScheduleReport } from '../../src/cli/schedule';
 import type { BackupFleetInput } from '../../src/shared/types';
 import { DEV_SERVER_SEARCH_ATTRIBUTES, POLICY_ATTRIBUTE } from '../../src/temporal/searchAttributes';
@@ -30,41 +31,7 @@ function restoreEnv(saved: Record<string, string | undefined>): void {
   }
 }
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI in-process, capturing what it prints. */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const keep = (into: string[]) => (chunk: unknown) => {
-    into.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString());
-    return true;
-  };
-  const spies = [
-    jest.spyOn(process.stdout, 'write').mockImplementation(keep(out) as typeof process.stdout.write),
-    jest.spyOn(process.stderr, 'write').mockImplementation(keep(err) as typeof process.stderr.write),
-    jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(`${a.join(' ')}\n`)),
-    jest.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(`${a.join(' ')}\n`)),
-  ];
-  const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-    restoreEnv(before);
-  }
-}
-
-function lastJson<T>(stdout: string): T {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]!) as T;
-}
+const cli = cliInProcess;
 
 const basePolicy = {
   sourceRegion: 'us-east-1',
