@@ -4,7 +4,6 @@
  */
 import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { ApplicationFailure } from '@temporalio/common';
 import { copyImage, copyClientToken, type CopyImageInput } from '../../src/activities/copyImage';
 import { createImage } from '../../src/activities/createImage';
 import { getImageState } from '../../src/activities/getImageState';
@@ -14,7 +13,7 @@ import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, TAG_SOURCE_IMAGE, amiName, backup
 import { seedInstances } from '../../scripts/seed';
 import { startMoto, type Moto } from '../../scripts/stack';
 import { createAwsClients } from '../../src/activities/aws';
-import { awsError, recordingAws, useMoto, type TestAws } from '../helpers/aws';
+import { awsError, failureOf, recordingAws, type TestAws, useMoto } from '../helpers/aws';
 import { startRecordingProxy } from '../helpers/recordingProxy';
 
 const SRC = 'us-east-1';
@@ -42,15 +41,6 @@ afterAll(async () => {
 beforeEach(() => {
   t = recordingAws();
 });
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 const tagsOf = (tags: { Key?: string; Value?: string }[] | undefined) => Object.fromEntries((tags ?? []).map((x) => [x.Key, x.Value]));
 

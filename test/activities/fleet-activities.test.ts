@@ -14,14 +14,13 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { ApplicationFailure } from '@temporalio/common';
 import { findInstances } from '../../src/activities/findInstances';
 import { ORPHAN_MIN_AGE_MS, ORPHAN_REASON, applyRetention, listBackups } from '../../src/activities/retention';
 import { backupTags, TAG_INSTANCE_ID, TAG_POLICY } from '../../src/shared/naming';
 import type { ApplyRetentionInput, FindInstancesInput } from '../../src/shared/types';
 import { seedInstances } from '../../scripts/seed';
 import { startMoto, type Moto } from '../../scripts/stack';
-import { awsError, recordingAws, useMoto, type TestAws } from '../helpers/aws';
+import { awsError, failureOf, recordingAws, type TestAws, useMoto } from '../helpers/aws';
 
 const SRC = 'us-east-1';
 const DR = 'eu-west-1';
@@ -55,15 +54,6 @@ afterAll(async () => {
 beforeEach(() => {
   t = recordingAws();
 });
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 let unique = 0;
 /** A tag value no other test uses. */

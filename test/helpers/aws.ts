@@ -4,6 +4,7 @@
  */
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
+import { ApplicationFailure } from '@temporalio/common';
 import { createAwsClients, type AwsClients } from '../../src/activities/aws';
 
 export interface RecordedRequest {
@@ -82,4 +83,14 @@ export function awsError(code: string, message: string, status = 400): Error {
     $fault: status >= 500 ? 'server' : 'client',
     $metadata: { httpStatusCode: status },
   });
+}
+
+/** The ApplicationFailure an activity call rejects with (the test fails if it resolves or throws anything else). */
+export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  return err as ApplicationFailure;
 }
