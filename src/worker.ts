@@ -94,6 +94,7 @@ async function main(): Promise<void> {
       taskQueue: settings.taskQueue,
       shutdownGraceTime: tuning.shutdownGraceMs,
       limits: tuning,
+      aws: createAwsClients({ maxAttempts: tuning.awsMaxAttempts }),
     });
     console.log(
       `ami-backup worker: polling task queue "${settings.taskQueue}" in namespace "${settings.namespace}" at ${settings.connection.address}`,

@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { FindInstancesInput, FindInstancesOutput } from '../shared/types';
 import type { AwsClients } from './aws';
 import { awsCall, type ErrorContext } from './errors';
+import { beat } from './heartbeat';
 
 /**
  * Instance states a tag-targeted fleet run backs up. DLM targets running and stopped instances;
@@ -28,6 +29,7 @@ async function describeAll(ec2: EC2Client, filters: Filter[], pageSize: number, 
   const instances: Instance[] = [];
   let NextToken: string | undefined;
   do {
+    beat();
     const page = await awsCall(ctx, () => ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: pageSize, NextToken })));
     instances.push(...(page.Reservations ?? []).flatMap((r) => r.Instances ?? []));
     NextToken = page.NextToken;

@@ -12,6 +12,7 @@ import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, isRunId } from '../shared/naming'
 import { selectForRetention } from '../shared/retention';
 import type { ApplyRetentionInput, ApplyRetentionOutput, BackupImage, DeletedImage } from '../shared/types';
 import type { AwsClients } from './aws';
+import { beat } from './heartbeat';
 import { awsCall, awsErrorCode, toFailure, type ErrorContext } from './errors';
 import { findOwnImages, snapshotIdsOf } from './images';
 
@@ -191,7 +192,9 @@ export async function applyRetention(aws: AwsClients, input: ApplyRetentionInput
   const ec2 = aws.ec2(region, input.roleArn);
   const ctx: ErrorContext = { operation: 'retention', region, instanceId: input.instanceId };
 
+  beat({ listing: region });
   const images = await listBackups(aws, input);
+  beat({ listed: images.length });
   const protect = new Set(input.protect);
   const pinned = await pinnedImage(aws, input);
   if (pinned) protect.add(pinned);
@@ -201,6 +204,7 @@ export async function applyRetention(aws: AwsClients, input: ApplyRetentionInput
   const deleted: DeletedImage[] = [];
   // Oldest first: an attempt cut short has retired the images that were most overdue.
   for (const image of [...remove].reverse()) {
+    beat({ deregistering: image.imageId });
     await deregister(ec2, image.imageId, ctx);
     const snapshotIds = await deleteSnapshots(
       ec2,
@@ -216,6 +220,7 @@ export async function applyRetention(aws: AwsClients, input: ApplyRetentionInput
   const keptRuns = new Set(keep.flatMap((i) => (i.runId ? [i.runId] : [])));
   const orphans = selectOrphans(tagged, images, keptRuns, input.nowMs);
   for (const group of orphans) {
+    beat({ orphansOf: group.imageId });
     const snapshotIds = await deleteSnapshots(ec2, group.snapshotIds, { ...ctx, imageId: group.imageId || undefined });
     if (snapshotIds.length > 0) deleted.push({ region, imageId: group.imageId, runId: group.runId, snapshotIds, reason: ORPHAN_REASON });
   }

@@ -7,6 +7,9 @@
  *   AMI_BACKUP_SHUTDOWN_GRACE                  time running activities get after SIGTERM (default 30s)
  *   AMI_BACKUP_METRICS_PORT                    Prometheus /metrics on 0.0.0.0:PORT (off when unset)
  *   AMI_BACKUP_HEALTH_PORT                     /healthz and /readyz on 0.0.0.0:PORT (off when unset)
+ *   AMI_BACKUP_AWS_MAX_ATTEMPTS                AWS SDK attempts per call before the activity fails and
+ *                                              Temporal's retry policy (visible in the history) takes over
+ *                                              (default 3; 1 leaves every retry to Temporal)
  *
  * A bad value stops the worker at start with a message naming the variable.
  */
@@ -19,6 +22,7 @@ export interface WorkerSettings {
   shutdownGraceMs: number;
   metricsPort?: number;
   healthPort?: number;
+  awsMaxAttempts: number;
 }
 
 export class SettingsError extends Error {}
@@ -44,6 +48,7 @@ export function workerSettings(env: NodeJS.ProcessEnv = process.env): WorkerSett
     shutdownGraceMs,
     metricsPort: integer(env, 'AMI_BACKUP_METRICS_PORT', 1, 65_535),
     healthPort: integer(env, 'AMI_BACKUP_HEALTH_PORT', 1, 65_535),
+    awsMaxAttempts: integer(env, 'AMI_BACKUP_AWS_MAX_ATTEMPTS', 1, 10) ?? 3,
   };
   if (settings.metricsPort !== undefined && settings.metricsPort === settings.healthPort) {
     throw new SettingsError(

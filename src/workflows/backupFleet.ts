@@ -47,6 +47,7 @@ const RECENT_FAILURES = 20;
 
 const discovery = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
+  heartbeatTimeout: '30s', // a heartbeat per page of instances
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
 });
 

@@ -42,21 +42,26 @@ export const progressQuery = defineQuery<BackupProgress>('progress');
 /** How long EC2 may not know an image it just gave us the ID of before that counts as lost. */
 export const NOT_FOUND_GRACE_MS = 5 * 60_000;
 
-/** AWS mutations: transient errors retried with backoff; the classifier stops the rest at once. */
+/**
+ * AWS mutations: transient errors retried with backoff; the classifier stops the rest at once.
+ * Each is a call or two to AWS (seconds, SDK retries included): a worker that dies mid-call is
+ * noticed after the start-to-close timeout, so it is kept short.
+ */
 const aws = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
+  startToCloseTimeout: '30s',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 10 },
 });
 
 /** Retention: a few minutes of deletes at most; transient errors retried, the rest become a warning. */
 const retire = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
+  heartbeatTimeout: '30s', // it heartbeats per image: a dead worker is noticed in 30 s, not 5 min
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
 });
 
 /** One look at an image: short, a few quick retries; the next poll is the real retry. */
 const poll = proxyActivities<Activities>({
-  startToCloseTimeout: '1m',
+  startToCloseTimeout: '30s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
 });
 
@@ -65,7 +70,7 @@ const poll = proxyActivities<Activities>({
  * trying, with the delay the failure asks for, until the policy's wait.timeout.
  */
 const copier = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
+  startToCloseTimeout: '30s',
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m' }, // unlimited attempts, bounded by time
 });
 

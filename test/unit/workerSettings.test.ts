@@ -9,6 +9,7 @@ describe('workerSettings', () => {
       shutdownGraceMs: 30_000,
       metricsPort: undefined,
       healthPort: undefined,
+      awsMaxAttempts: 3,
     });
   });
 
@@ -21,6 +22,7 @@ describe('workerSettings', () => {
         AMI_BACKUP_SHUTDOWN_GRACE: '2m',
         AMI_BACKUP_METRICS_PORT: '9464',
         AMI_BACKUP_HEALTH_PORT: '8081',
+        AMI_BACKUP_AWS_MAX_ATTEMPTS: '1',
       }),
     ).toEqual({
       maxConcurrentActivityTaskExecutions: 50,
@@ -29,6 +31,7 @@ describe('workerSettings', () => {
       shutdownGraceMs: 120_000,
       metricsPort: 9464,
       healthPort: 8081,
+      awsMaxAttempts: 1,
     });
   });
 
@@ -40,6 +43,7 @@ describe('workerSettings', () => {
     [{ AMI_BACKUP_MAX_CONCURRENT_WORKFLOW_TASKS: '1' }, 'AMI_BACKUP_MAX_CONCURRENT_WORKFLOW_TASKS="1" must be a whole number from 2'],
     [{ AMI_BACKUP_METRICS_PORT: '70000' }, 'AMI_BACKUP_METRICS_PORT="70000"'],
     [{ AMI_BACKUP_HEALTH_PORT: '80.5' }, 'AMI_BACKUP_HEALTH_PORT="80.5"'],
+    [{ AMI_BACKUP_AWS_MAX_ATTEMPTS: '0' }, 'AMI_BACKUP_AWS_MAX_ATTEMPTS="0" must be a whole number from 1 to 10'],
     [{ AMI_BACKUP_SHUTDOWN_GRACE: 'soon' }, 'AMI_BACKUP_SHUTDOWN_GRACE="soon" must be a duration'],
     [{ AMI_BACKUP_SHUTDOWN_GRACE: '2h' }, 'at most 1h'],
     [{ AMI_BACKUP_METRICS_PORT: '9000', AMI_BACKUP_HEALTH_PORT: '9000' }, 'give them different ports'],
