@@ -3,6 +3,8 @@
  * the binary scripts/install-temporal.sh installed. Without one, the SDK downloads its own
  * (needs internet).
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { temporalCliPath } from '../../scripts/stack';
@@ -19,14 +21,33 @@ function quietRuntime(): void {
 /** The dev server, with this tool's search attributes registered unless `searchAttributes: false`. */
 export async function startTemporal(opts: { searchAttributes?: boolean } = {}): Promise<TestWorkflowEnvironment> {
   quietRuntime();
-  const path = temporalCliPath();
+  const cli = temporalCliPath();
   return TestWorkflowEnvironment.createLocal({
     server: {
-      executable: path ? { type: 'existing-path', path } : { type: 'cached-download' },
+      executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
       ip: '127.0.0.1',
       log: { format: 'pretty', level: 'error' },
       ...(opts.searchAttributes === false ? {} : { searchAttributes: [POLICY_ATTRIBUTE, INSTANCE_ATTRIBUTE] }),
     },
+  });
+}
+
+/** Temporal's time-skipping test server, as scripts/install-test-server.sh installs it. */
+export function testServerPath(): string | undefined {
+  const candidates = [process.env.TEMPORAL_TEST_SERVER_PATH, path.resolve(__dirname, '../../.cache/bin/temporal-test-server')];
+  return candidates.find((c): c is string => Boolean(c) && existsSync(c!));
+}
+
+/**
+ * The time-skipping test server: timers fire as soon as nothing else is running, so a workflow
+ * that waits hours finishes in seconds. Without the installed one, the SDK downloads its own.
+ * (No search attributes, no schedules: for single-workflow tests of long waits.)
+ */
+export async function startTimeSkipping(): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
+  const server = testServerPath();
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: server ? { type: 'existing-path', path: server } : { type: 'cached-download' } },
   });
 }
 
