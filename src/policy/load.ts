@@ -2,7 +2,7 @@
  * Reading and validating policy files (YAML or JSON). Used by the client and the worker; the
  * workflow receives the validated policy object, never a file.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { policySchema, type Policy } from './schema';
@@ -87,10 +87,14 @@ export function validatePolicy(input: unknown): PolicyResult {
   return { ok: false, problems: parsed.error.issues.flatMap((issue) => issueToProblems(issue, input)) };
 }
 
+const NOT_TEXT =
+  'the file is not text (a binary file, or text in an encoding other than UTF-8): a policy is a YAML or JSON text file in UTF-8';
+
 /** Parses policy text (YAML or JSON) and validates it; never throws. */
 export function parsePolicyText(text: string): PolicyResult {
+  // NUL never occurs in text (loadPolicyFile refuses bytes that are not UTF-8 before this).
   if (text.includes('\0')) {
-    return { ok: false, problems: [{ path: '', message: 'the file is binary, not YAML or JSON text' }] };
+    return { ok: false, problems: [{ path: '', message: NOT_TEXT }] };
   }
   if (text.trim() === '') {
     return {
@@ -115,26 +119,57 @@ export function parsePolicyText(text: string): PolicyResult {
   return validatePolicy(value);
 }
 
-/** Reads and validates a policy file; throws PolicyError listing every problem. */
-export function loadPolicyFile(file: string): Policy {
+/** `size`: a regular file's size; undefined for a stream that went past the limit. */
+const tooLarge = (size: number | undefined) =>
+  `the file is ${size === undefined ? 'more than 1 MiB' : `${(size / 1024 / 1024).toFixed(1)} MiB`}; ` +
+  'a policy file is at most 1 MiB (a policy is a few lines of YAML or JSON: is this the right file?)';
+
+/**
+ * The file's bytes, at most MAX_POLICY_BYTES of them: a larger regular file is refused from its
+ * size before anything is read, and a pipe or device (`--policy /dev/stdin`) is read only until it
+ * passes the limit. Throws PolicyError.
+ */
+function readBounded(file: string): Buffer {
   const unreadable = (err: unknown) => {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : String(err);
     return new PolicyError(file, [{ path: '', message: `cannot read the policy file: ${why}` }]);
   };
-  let text: string;
+  let fd: number;
   try {
-    const stat = statSync(file);
-    if (stat.isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
-    if (stat.size > MAX_POLICY_BYTES) {
-      throw new PolicyError(file, [
-        { path: '', message: `the file is ${(stat.size / 1024 / 1024).toFixed(1)} MiB; a policy file is at most 1 MiB` },
-      ]);
+    fd = openSync(file, 'r');
+  } catch (err) {
+    throw unreadable(err);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw unreadable(Object.assign(new Error('directory'), { code: 'EISDIR' }));
+    if (stat.isFile() && stat.size > MAX_POLICY_BYTES) throw new PolicyError(file, [{ path: '', message: tooLarge(stat.size) }]);
+    const buffer = Buffer.alloc(MAX_POLICY_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > MAX_POLICY_BYTES) throw new PolicyError(file, [{ path: '', message: tooLarge(undefined) }]);
     }
-    text = readFileSync(file, 'utf8');
+    return buffer.subarray(0, length);
   } catch (err) {
     throw err instanceof PolicyError ? err : unreadable(err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads and validates a policy file; throws PolicyError listing every problem. */
+export function loadPolicyFile(file: string): Policy {
+  const bytes = readBounded(file);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new PolicyError(file, [{ path: '', message: NOT_TEXT }]);
   }
   const result = parsePolicyText(text);
   if (!result.ok) throw new PolicyError(file, result.problems);

@@ -6,7 +6,7 @@
  * the Temporal UI reads like the file; `durationMs` turns them into numbers where needed.
  */
 import { z } from 'zod';
-import { DURATION_HELP, parseDuration } from './duration';
+import { DURATION_HELP, formatDuration, parseDuration } from './duration';
 
 export const POLICY_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 export const REGION_RE = /^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$/;
@@ -27,40 +27,68 @@ const duration = (what: string, minMs = 0) =>
     if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration: use ${DURATION_HELP}` });
     } else if (ms < minMs) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be at least ${minMs / 1000}s, got "${text}"` });
+      ctx.addIssue({ code: 'custom', message: `${what} must be at least ${formatDuration(minMs)}, got "${text}"` });
     }
   });
 
+/** The area and direction parts of AWS region names (partitions' own areas included): typos fail here, not at copy time. */
+export const REGION_AREAS = ['af', 'ap', 'ca', 'cn', 'eu', 'il', 'me', 'mx', 'sa', 'us'] as const;
+export const REGION_DIRECTIONS = ['east', 'west', 'north', 'south', 'central', 'northeast', 'northwest', 'southeast', 'southwest'] as const;
+
 const region = z
   .string({ error: 'a region name is required, such as "eu-west-1"' })
-  .regex(REGION_RE, { error: (iss) => `"${String(iss.input)}" is not an AWS region name such as "eu-west-1"` });
+  .regex(REGION_RE, { error: (iss) => `"${String(iss.input)}" is not an AWS region name such as "eu-west-1"`, abort: true })
+  .superRefine((name, ctx) => {
+    const parts = name.split('-');
+    const area = parts[0]!;
+    const direction = parts[parts.length - 2]!;
+    if (!(REGION_AREAS as readonly string[]).includes(area)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${name}" is not an AWS region: its area "${area}" is not one of ${REGION_AREAS.join(', ')}`,
+      });
+    } else if (!(REGION_DIRECTIONS as readonly string[]).includes(direction)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${name}" is not an AWS region: "${direction}" is not one of ${REGION_DIRECTIONS.join(', ')}`,
+      });
+    }
+  });
 
 const retention = z
-  .strictObject({
-    keepLast: z
-      .number({ error: 'keepLast must be a whole number of backups to keep (1 to 1000)' })
-      .int('keepLast must be a whole number')
-      .min(1, 'keepLast must be at least 1: the backup just made is always kept')
-      .max(1000, 'keepLast must be at most 1000')
-      .optional(),
-    maxAge: duration('maxAge', 3_600_000).optional(),
-  })
+  .strictObject(
+    {
+      keepLast: z
+        .number({ error: 'keepLast must be a whole number of backups to keep (1 to 1000)' })
+        .int('keepLast must be a whole number')
+        .min(1, 'keepLast must be at least 1: the backup just made is always kept')
+        .max(1000, 'keepLast must be at most 1000')
+        .optional(),
+      maxAge: duration('maxAge', 3_600_000).optional(),
+    },
+    { error: 'retention is a mapping with keepLast and/or maxAge, such as { keepLast: 7 } or { maxAge: 30d }' },
+  )
   .refine((r) => r.keepLast !== undefined || r.maxAge !== undefined, {
     error: 'retention needs keepLast, maxAge, or both',
   });
 
-const kmsKeyId = z.string().refine((k) => KMS_KEY_ID_RE.test(k) || KMS_ALIAS_RE.test(k) || KMS_ARN_RE.test(k), {
-  error: (iss) => `"${String(iss.input)}" is not a KMS key: use a key ID, "alias/NAME", or a key or alias ARN in the copy's region`,
-});
+const kmsKeyId = z
+  .string({ error: 'kmsKeyId must be a string: a key ID, "alias/NAME", or a key or alias ARN' })
+  .refine((k) => KMS_KEY_ID_RE.test(k) || KMS_ALIAS_RE.test(k) || KMS_ARN_RE.test(k), {
+    error: (iss) => `"${String(iss.input)}" is not a KMS key: use a key ID, "alias/NAME", or a key or alias ARN in the copy's region`,
+  });
 
 const copy = z
-  .strictObject({
-    region,
-    kmsKeyId: kmsKeyId.optional(),
-    retention: retention.optional(),
-    /** EnableImageDeprecation on the copy: it stops showing in launch wizards after this long (it stays usable). */
-    deprecateAfter: duration('deprecateAfter', 3_600_000).optional(),
-  })
+  .strictObject(
+    {
+      region,
+      kmsKeyId: kmsKeyId.optional(),
+      retention: retention.optional(),
+      /** EnableImageDeprecation on the copy: it stops showing in launch wizards after this long (it stays usable). */
+      deprecateAfter: duration('deprecateAfter', 3_600_000).optional(),
+    },
+    { error: 'each copy is a mapping with a region, such as { region: eu-west-1, kmsKeyId: alias/ami-backup }' },
+  )
   .superRefine(
     (c, ctx) => {
       // Runs even when another field of this copy failed; the values may be malformed here.
@@ -80,15 +108,17 @@ const tags = z
   .record(
     z.string().min(1, 'a tag key cannot be empty').max(128, 'a tag key has at most 128 characters'),
     z.string({ error: 'tag values must be strings: quote them, e.g. Backup: "true"' }).max(256, 'a tag value has at most 256 characters'),
+    { error: 'targets.tags must be a mapping of tag keys to values, such as { Backup: "true" }' },
   )
   .refine((t) => Object.keys(t).length > 0, { error: 'targets.tags needs at least one tag' })
   .refine((t) => Object.keys(t).length <= 50, { error: 'targets.tags has at most 50 tags' });
 
 const instanceIds = z
   .array(
-    z.string().regex(INSTANCE_ID_RE, {
+    z.string({ error: 'an instance ID is a string such as "i-0123456789abcdef0"' }).regex(INSTANCE_ID_RE, {
       error: (iss) => `"${String(iss.input)}" is not an EC2 instance ID such as "i-0123456789abcdef0"`,
     }),
+    { error: 'targets.instanceIds must be a list of instance IDs, such as [i-0123456789abcdef0]' },
   )
   .min(1, 'targets.instanceIds needs at least one instance ID')
   .max(1000, 'targets.instanceIds lists at most 1000 instances: use tags for larger fleets')
@@ -101,14 +131,17 @@ const instanceIds = z
   });
 
 const targets = z
-  .strictObject({ tags: tags.optional(), instanceIds: instanceIds.optional() })
+  .strictObject(
+    { tags: tags.optional(), instanceIds: instanceIds.optional() },
+    { error: 'targets is a mapping with exactly one of "tags" or "instanceIds", such as { tags: { Backup: "true" } }' },
+  )
   .refine((t) => (t.tags === undefined) !== (t.instanceIds === undefined), {
     error: 'targets needs exactly one of "tags" or "instanceIds"',
   });
 
 const ssmParameter = z
-  .string()
-  .min(1)
+  .string({ error: `ssmParameter must be a string: an SSM parameter name such as "${DEFAULT_SSM_PARAMETER}"` })
+  .min(1, { error: `ssmParameter cannot be empty: leave it out for the default "${DEFAULT_SSM_PARAMETER}"`, abort: true })
   .max(1011, 'an SSM parameter name has at most 1011 characters')
   .superRefine((name, ctx) => {
     const problem = (message: string) => ctx.addIssue({ code: 'custom', message });
@@ -136,11 +169,14 @@ const ssmParameter = z
   });
 
 const wait = z
-  .strictObject({
-    firstCheck: duration('wait.firstCheck', MIN_WAIT_MS).default('60s'),
-    maxInterval: duration('wait.maxInterval', MIN_WAIT_MS).default('3m'),
-    timeout: duration('wait.timeout', MIN_WAIT_MS).default('4h'),
-  })
+  .strictObject(
+    {
+      firstCheck: duration('wait.firstCheck', MIN_WAIT_MS).default('60s'),
+      maxInterval: duration('wait.maxInterval', MIN_WAIT_MS).default('3m'),
+      timeout: duration('wait.timeout', MIN_WAIT_MS).default('4h'),
+    },
+    { error: 'wait is a mapping such as { firstCheck: 60s, maxInterval: 3m, timeout: 4h }' },
+  )
   .superRefine((w, ctx) => {
     const first = parseDuration(w.firstCheck);
     const max = parseDuration(w.maxInterval);
@@ -170,7 +206,7 @@ const wait = z
 
 export const policySchema = z
   .strictObject({
-    name: z.string({ error: 'name is required: lower-case letters, digits and "-", 1 to 64 characters' }).regex(POLICY_NAME_RE, {
+    name: z.string({ error: 'name must be a string of 1 to 64 lower-case letters, digits and "-"' }).regex(POLICY_NAME_RE, {
       error: (iss) =>
         `"${String(iss.input)}" is not a policy name: 1 to 64 lower-case letters, digits and "-", not starting or ending with "-"`,
     }),
@@ -184,20 +220,20 @@ export const policySchema = z
     retention: retention.optional(),
     ssmParameter: ssmParameter.default(DEFAULT_SSM_PARAMETER),
     roleArn: z
-      .string()
+      .string({ error: 'roleArn must be a string: an IAM role ARN such as "arn:aws:iam::123456789012:role/ami-backup"' })
       .regex(ROLE_ARN_RE, {
         error: (iss) => `"${String(iss.input)}" is not an IAM role ARN such as "arn:aws:iam::123456789012:role/ami-backup"`,
       })
       .optional(),
     wait: wait.default({ firstCheck: '60s', maxInterval: '3m', timeout: '4h' }),
     maxConcurrent: z
-      .number()
+      .number({ error: 'maxConcurrent must be a whole number from 1 to 200' })
       .int('maxConcurrent must be a whole number')
       .min(1, 'maxConcurrent must be at least 1')
       .max(200, 'maxConcurrent must be at most 200')
       .default(10),
     maxConcurrentCopies: z
-      .number()
+      .number({ error: 'maxConcurrentCopies must be a whole number from 1 to 50' })
       .int('maxConcurrentCopies must be a whole number')
       .min(1, 'maxConcurrentCopies must be at least 1')
       .max(50, 'maxConcurrentCopies must be at most 50')

@@ -439,7 +439,7 @@ const BAD: BadCase[] = [
     what: 'a maxAge under an hour',
     patch: (p) => (p.retention = { maxAge: '30m' }),
     path: 'retention.maxAge',
-    message: 'maxAge must be at least 3600s',
+    message: 'maxAge must be at least 1h, got',
   },
   // targets
   {
@@ -561,6 +561,55 @@ const BAD: BadCase[] = [
     message: '"ami-backup" is not an IAM role ARN',
   },
   { what: 'noReboot as a string', patch: (p) => (p.noReboot = 'yes'), path: 'noReboot', message: 'noReboot must be true or false' },
+  // well-formed names that are no AWS region
+  {
+    what: 'a region in an area AWS does not have',
+    patch: (p) => (p.sourceRegion = 'xx-east-1'),
+    path: 'sourceRegion',
+    message: 'its area "xx" is not one of af, ap',
+  },
+  {
+    what: 'a copy region with a misspelt direction',
+    patch: (p) => (p.copies[0].region = 'eu-wset-1'),
+    path: 'copies[0].region',
+    message: '"wset" is not one of east, west',
+  },
+  // present, but of the wrong type: the message says what is allowed
+  {
+    what: 'maxConcurrent as a string',
+    patch: (p) => (p.maxConcurrent = '10'),
+    path: 'maxConcurrent',
+    message: 'maxConcurrent must be a whole number from 1 to 200',
+  },
+  {
+    what: 'maxConcurrentCopies as a boolean',
+    patch: (p) => (p.maxConcurrentCopies = true),
+    path: 'maxConcurrentCopies',
+    message: 'from 1 to 50',
+  },
+  { what: 'ssmParameter as a number', patch: (p) => (p.ssmParameter = 5), path: 'ssmParameter', message: 'must be a string' },
+  { what: 'an empty ssmParameter', patch: (p) => (p.ssmParameter = ''), path: 'ssmParameter', message: 'ssmParameter cannot be empty' },
+  { what: 'kmsKeyId as a number', patch: (p) => (p.copies[0].kmsKeyId = 5), path: 'copies[0].kmsKeyId', message: 'alias/NAME' },
+  { what: 'tags as a string', patch: (p) => (p.targets.tags = 'Backup=true'), path: 'targets.tags', message: 'must be a mapping' },
+  { what: 'tags as a list', patch: (p) => (p.targets.tags = ['Backup']), path: 'targets.tags', message: 'must be a mapping' },
+  { what: 'targets as a string', patch: (p) => (p.targets = 'all'), path: 'targets', message: 'targets is a mapping' },
+  { what: 'a copy as a string', patch: (p) => (p.copies = ['eu-west-1']), path: 'copies[0]', message: 'each copy is a mapping' },
+  { what: 'retention as a number', patch: (p) => (p.retention = 7), path: 'retention', message: '{ keepLast: 7 }' },
+  { what: 'wait as a string', patch: (p) => (p.wait = '5m'), path: 'wait', message: 'wait is a mapping' },
+  { what: 'roleArn as a number', patch: (p) => (p.roleArn = 1), path: 'roleArn', message: 'an IAM role ARN such as' },
+  {
+    what: 'instanceIds as a string',
+    patch: (p) => (p.targets = { instanceIds: 'i-0123456789abcdef0' }),
+    path: 'targets.instanceIds',
+    message: 'must be a list of instance IDs',
+  },
+  {
+    what: 'an instance ID as a number',
+    patch: (p) => (p.targets = { instanceIds: [5] }),
+    path: 'targets.instanceIds[0]',
+    message: 'an instance ID is a string',
+  },
+  { what: 'a numeric name', patch: (p) => (p.name = 12), path: 'name', message: 'name must be a string of 1 to 64' },
 ];
 
 describe('bad policies', () => {
@@ -637,7 +686,7 @@ describe('parsePolicyText on text that is not a policy', () => {
     ['duplicate keys', 'name: web\nsourceRegion: us-east-1\nname: db\n', 'Map keys must be unique'],
     ['duplicate JSON keys', '{"name": "web", "name": "db"}', 'Map keys must be unique'],
     ['two YAML documents', 'name: web\n---\nname: db\n', 'multiple documents'],
-    ['text with a NUL byte', 'name: web\0servers\n', 'the file is binary'],
+    ['text with a NUL byte', 'name: web\0servers\n', 'the file is not text'],
   ])('%s', (_what, text, message) => {
     const problems = expectProblems(parsePolicyText(text));
     expect(problems).toContainEqual({ path: '', message: expect.stringContaining(message) });
@@ -713,6 +762,44 @@ describe('loadPolicyFile', () => {
     }
   });
 
+  test('a 10 MB file is refused from its size at once, not read', () => {
+    const file = join(dir, 'ten-mb.yaml');
+    try {
+      writeFileSync(file, Buffer.alloc(10 * 1024 * 1024, 'a: b\n'));
+      const started = Date.now();
+      const err = catchPolicyError(() => loadPolicyFile(file));
+      expect(Date.now() - started).toBeLessThan(200);
+      expect(err.problems).toEqual([
+        { path: '', message: expect.stringMatching(/^the file is 10\.0 MiB; a policy file is at most 1 MiB/) },
+      ]);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+
+  test('a stream with no end (a device) is read only up to the limit', () => {
+    const err = catchPolicyError(() => loadPolicyFile('/dev/zero'));
+    expect(err.problems).toEqual([{ path: '', message: expect.stringContaining('the file is more than 1 MiB') }]);
+  });
+
+  test.each([
+    ['random bytes', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256))],
+    ['Latin-1 text (not UTF-8)', Buffer.from('name: caf\xe9\n', 'latin1')],
+    ['UTF-16 text', Buffer.from('\ufeffname: web\n', 'utf16le')],
+    ['a gzip header', Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03])],
+  ])('%s: "not text", before any YAML parsing', (what, bytes) => {
+    const file = join(dir, `${what.replace(/\W/g, '-')}.bin`);
+    writeFileSync(file, bytes);
+    const err = catchPolicyError(() => loadPolicyFile(file));
+    expect(err.problems).toEqual([{ path: '', message: expect.stringContaining('the file is not text') }]);
+  });
+
+  test('UTF-8 text with a byte-order mark and non-ASCII tag values is read', () => {
+    const file = join(dir, 'utf8.yaml');
+    writeFileSync(file, `\ufeff${stringify({ ...basePolicy(), targets: { tags: { Équipe: 'café' } } })}`);
+    expect(loadPolicyFile(file).targets).toEqual({ tags: { Équipe: 'café' } });
+  });
+
   test('a file of exactly 1 MiB is still read', () => {
     const file = join(dir, 'exactly.yaml');
     try {
@@ -730,7 +817,7 @@ describe('loadPolicyFile', () => {
     ['not YAML', 'name: [web\n  x: }\n', 'not valid YAML or JSON'],
     ['a list', '- a\n- b\n', 'a policy is a mapping'],
     ['duplicate keys', 'name: a\nname: b\n', 'Map keys must be unique'],
-    ['binary', 'name: a\0\n', 'the file is binary'],
+    ['binary', 'name: a\0\n', 'the file is not text'],
   ])('a file that is %s', (what, text, message) => {
     const file = join(dir, `${what.replace(/\W/g, '-')}.yaml`);
     writeFileSync(file, text);
