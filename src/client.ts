@@ -15,6 +15,7 @@ import { registerInspectCommands } from './cli/inspect';
 import { runCommand } from './cli/run';
 import { registerScheduleCommands } from './cli/schedule';
 import { PolicyError, formatProblems } from './policy';
+import { TemporalConfigError } from './temporal/config';
 
 export { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, type RunReport } from './cli/common';
 
@@ -34,6 +35,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-i, --instance <id>', 'back up only this EC2 instance (default: every instance the policy targets)')
     .option('-w, --wait', 'follow the run until it ends (a progress bar for a fleet) and print its result')
     .option('--json', 'print the result as one JSON object on the last line of stdout')
+    .option(
+      '--no-preflight',
+      'with --instance: start without first looking the instance up in AWS with your own credentials (for a CLI with no AWS access)',
+    )
     .addOption(new Option('--poll-interval <ms>', 'how often --wait asks the workflow for progress').default('2000').hideHelp())
     .addHelpText(
       'after',
@@ -43,9 +48,14 @@ Examples:
   ami-backup run --policy policy.yaml --instance i-0123456789abcdef0 --wait
   ami-backup run --policy policy.yaml --wait --json | tail -1 | jq '.instances[] | select(.status=="failed")'
 
+With --instance, the instance is first looked up in the policy's sourceRegion with your own AWS
+credentials: one that does not exist or is terminated is refused (exit 1) before anything starts.
+Where that look-up cannot reach AWS or is denied, a warning says so and the run starts anyway.
+
 Exit codes: 0 no instance failed (or the run was started, without --wait; an instance "skipped"
-because its own backup was already running is not a failure), 1 a backup failed (or a run of the
-same policy/instance is already going), 2 bad input (nothing was started).`,
+because its own backup was already running is not a failure), 1 a backup failed (or the instance
+does not exist or is terminated, or a run of the same policy/instance is already going), 2 bad
+input (nothing was started).`,
     )
     .action(async (opts) => setExit(await runCommand(opts)));
 
@@ -73,6 +83,10 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT_BAD_INPUT;
     }
     if (err instanceof UsageError) {
+      console.error(`ami-backup: ${err.message}`);
+      return EXIT_BAD_INPUT;
+    }
+    if (err instanceof TemporalConfigError) {
       console.error(`ami-backup: ${err.message}`);
       return EXIT_BAD_INPUT;
     }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, createAwsClients, type AwsClients } from './activities';
 import { activityLogging } from './temporal/activityLogging';
-import { temporalSettings } from './temporal/config';
+import { connectErrorMessage, TemporalConfigError, temporalSettings, type TemporalSettings } from './temporal/config';
 import { startHealthServer, type HealthServer } from './temporal/health';
 import { installWorkerLogging } from './temporal/logging';
 import { SettingsError, workerSettings, type WorkerSettings } from './temporal/workerSettings';
@@ -69,7 +69,14 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   installWorkerLogging(process.env, tuning.metricsPort);
-  const settings = temporalSettings();
+  let settings: TemporalSettings;
+  try {
+    settings = temporalSettings();
+  } catch (err) {
+    if (!(err instanceof TemporalConfigError)) throw err;
+    console.error(`ami-backup worker: ${err.message}`);
+    process.exit(2);
+  }
   let worker: Worker | undefined;
   let health: HealthServer | undefined;
   if (tuning.healthPort !== undefined) {
@@ -81,10 +88,7 @@ async function main(): Promise<void> {
   try {
     connection = await NativeConnection.connect(settings.connection);
   } catch (err) {
-    console.error(
-      `ami-backup worker: cannot reach Temporal at ${settings.connection.address} (namespace ${settings.namespace}): ${(err as Error).message}\n` +
-        'Start a Temporal server (make dev-server) or set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_API_KEY.',
-    );
+    console.error(`ami-backup worker: ${connectErrorMessage(err, settings)}`);
     process.exit(1);
   }
   try {

@@ -5,7 +5,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { BackupInstanceResult } from '../shared/types';
-import type { TemporalSettings } from '../temporal/config';
+import { connectErrorMessage, type TemporalSettings } from '../temporal/config';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -49,10 +49,7 @@ export async function connect(settings: TemporalSettings): Promise<Client> {
     const connection = await Connection.connect({ ...settings.connection, connectTimeout: '10s' });
     return new Client({ connection, namespace: settings.namespace });
   } catch (err) {
-    throw new ConnectError(
-      `cannot reach Temporal at ${settings.connection.address} (namespace ${settings.namespace}): ${(err as Error).message}\n` +
-        'Start a Temporal server (make dev-server) or set TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_API_KEY / TEMPORAL_TLS_*.',
-    );
+    throw new ConnectError(connectErrorMessage(err, settings));
   }
 }
 
