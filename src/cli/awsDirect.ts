@@ -7,8 +7,10 @@
  * Every AWS call goes through the activities' error mapping (`awsCall` / `toFailure`), so a failure
  * arrives here as an ApplicationFailure whose message already names the operation and region.
  */
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
 import { createAwsClients, type AwsClients } from '../activities/aws';
+import { awsCall } from '../activities/errors';
 import { EXIT_FAILED } from './common';
 
 const CREDENTIAL_ERRORS = new Set([
@@ -57,6 +59,48 @@ export async function withOperatorAws(
     }
     throw err;
   } finally {
+    for (const client of made) client.destroy();
+  }
+}
+
+/** How long `run`'s pre-flight waits for AWS before it gives up and starts the run anyway. */
+export const PREFLIGHT_TIMEOUT_MS = 10_000;
+
+/** What the pre-flight learnt about an instance: its state, or undefined when it does not exist. */
+export type InstanceLookup = { found: true; state: string | undefined } | { found: false };
+
+/**
+ * Looks an instance up in `region` with the operator's own credentials (the policy's roleArn
+ * assumed, as the worker does), for `run --instance`'s pre-flight. The `instance-id` filter, not
+ * InstanceIds: an unknown ID is an empty answer, not an error. Throws an ApplicationFailure when
+ * AWS cannot be asked (unreachable, denied, no credentials) or does not answer within `timeoutMs`.
+ */
+export async function lookUpInstance(
+  region: string,
+  roleArn: string | undefined,
+  instanceId: string,
+  timeoutMs = PREFLIGHT_TIMEOUT_MS,
+): Promise<InstanceLookup> {
+  const made: Array<{ destroy(): void }> = [];
+  const aws = createAwsClients({ maxAttempts: 2, onClient: (client) => made.push(client) });
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  const ctx = { operation: 'ec2:DescribeInstances', region, instanceId };
+  try {
+    const answer = await awsCall(ctx, async () => {
+      try {
+        return await aws
+          .ec2(region, roleArn)
+          .send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }), { abortSignal: abort.signal });
+      } catch (err) {
+        if (abort.signal.aborted) throw Object.assign(new Error(`no answer within ${timeoutMs / 1000}s`), { name: 'TimeoutError' });
+        throw err;
+      }
+    });
+    const instance = (answer.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+    return instance ? { found: true, state: instance.State?.Name } : { found: false };
+  } finally {
+    clearTimeout(timer);
     for (const client of made) client.destroy();
   }
 }

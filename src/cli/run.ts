@@ -2,6 +2,7 @@
  * `ami-backup run`: start a backup of one instance or a whole fleet, and optionally follow it.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { INSTANCE_ID_RE, loadPolicyFile, type Policy } from '../policy';
 import { describeTargets, fleetWorkflowId, instanceWorkflowId, runIdFor, ssmParameterName } from '../shared/naming';
 import type {
@@ -16,6 +17,7 @@ import type {
 import { temporalSettings, workflowUiLink, type TemporalSettings } from '../temporal/config';
 import { INSTANCE_ATTRIBUTE, POLICY_ATTRIBUTE, searchAttributesRegistered } from '../temporal/searchAttributes';
 import { renderProgress } from '../workflows/render';
+import { lookUpInstance } from './awsDirect';
 import { progressPrinter } from './progressBar';
 import { CLOSED_STATUS, EXIT_FAILED, EXIT_OK, UsageError, connect, hasWorker, output, type Output, type RunReport } from './common';
 
@@ -99,6 +101,44 @@ interface RunOptions {
   wait?: boolean;
   json?: boolean;
   pollInterval: string;
+  /** false with --no-preflight: start without looking the instance up first. */
+  preflight?: boolean;
+}
+
+/** Instance states with nothing left to back up: CreateImage would fail on them. */
+const GONE_STATES = new Set(['shutting-down', 'terminated']);
+
+/**
+ * `run --instance`'s pre-flight: one DescribeInstances in the source region with the operator's
+ * own credentials, so that a mistyped or terminated instance is refused before a workflow starts.
+ * Returns why the instance cannot be backed up, or undefined to go ahead. Where the CLI cannot
+ * ask AWS (no credentials here, denied, unreachable: often only the worker has AWS access), it
+ * warns and goes ahead; the workflow then meets the problem with the worker's credentials.
+ */
+async function preflight(policy: Policy, instanceId: string): Promise<string | undefined> {
+  const region = policy.sourceRegion;
+  try {
+    const found = await lookUpInstance(region, policy.roleArn, instanceId);
+    if (!found.found) {
+      return (
+        `instance ${instanceId} does not exist in ${region} (the policy's sourceRegion): check the ID, or the policy's sourceRegion ` +
+        `if the instance lives elsewhere (\`ami-backup plan --policy FILE\` lists the instances the policy targets)`
+      );
+    }
+    if (found.state !== undefined && GONE_STATES.has(found.state)) {
+      return `instance ${instanceId} in ${region} is ${found.state}: there is nothing left to back up; give a running or stopped instance`;
+    }
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof ApplicationFailure)) throw err;
+    const why = err.message.replace(/\s*Will retry\.$/, '');
+    process.stderr.write(
+      `ami-backup: warning: could not look up ${instanceId} in ${region} before starting (${why}).\n` +
+        '  Starting the run anyway: the worker checks the instance with its own credentials. ' +
+        '(`--no-preflight` skips this look-up where the CLI has no AWS access.)\n',
+    );
+    return undefined;
+  }
 }
 
 /** What starting a run needs, for one instance or a fleet. */
@@ -150,6 +190,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const pollMs = Number(opts.pollInterval);
   if (!Number.isFinite(pollMs) || pollMs < 100)
     throw new UsageError(`--poll-interval must be a number of milliseconds ≥ 100, got "${opts.pollInterval}"`);
+
+  if (opts.instance !== undefined && opts.preflight !== false) {
+    const refusal = await preflight(policy, opts.instance);
+    if (refusal !== undefined) return refuseInstance(policy, opts.instance, refusal, out);
+  }
 
   const settings = temporalSettings();
   const client = await connect(settings);
@@ -212,6 +257,22 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   } finally {
     await client.connection.close();
   }
+}
+
+/** The pre-flight found the instance gone: say so (and with --json, report it failed), start nothing, exit 1. */
+function refuseInstance(policy: Policy, instanceId: string, reason: string, out: Output): number {
+  process.stderr.write(`ami-backup: Backup of ${instanceId} failed before it started: ${reason}. Nothing was started.\n`);
+  if (out.json) {
+    const workflowId = instanceWorkflowId(policy.name, instanceId);
+    const ssm = ssmParameterName(policy.ssmParameter, { policy: policy.name, instanceId, sourceRegion: policy.sourceRegion });
+    const report: RunReport = {
+      workflowId,
+      status: 'failed',
+      instances: [failedInstance(workflowId, instanceId, policy, undefined, reason, ssm)],
+    };
+    console.log(JSON.stringify(report));
+  }
+  return EXIT_FAILED;
 }
 
 async function waitForInstance(
