@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { TAG_POLICY, TAG_SOURCE_IMAGE, type Tag } from '../shared/naming';
 import type { AwsClients } from './aws';
-import { awsCall, type ErrorContext } from './errors';
+import { awsCall, awsErrorCode, toFailure, type ErrorContext } from './errors';
 import { findOwnImages, isLiveImage } from './images';
 
 export interface CopyImageInput {
@@ -36,9 +36,10 @@ export function copyClientToken(runId: string, sourceImageId: string, region: st
 }
 
 /**
- * CopyImage into the disaster-recovery region, always encrypted. Idempotent twice over: a copy
- * of this source image already tagged in the region is returned, and the ClientToken makes EC2
- * answer a repeated request with the first copy.
+ * CopyImage into the disaster-recovery region, always encrypted. Idempotent three times over: a
+ * copy of this source image already tagged (or named as this run's copy) in the region is
+ * returned, the ClientToken makes EC2 answer a repeated request with the first copy, and a name
+ * EC2 says is taken is this run's copy.
  */
 export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise<CopyImageOutput> {
   const ec2 = aws.ec2(input.region, input.roleArn);
@@ -49,23 +50,12 @@ export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise
     imageId: input.sourceImageId,
     kmsKeyId: input.kmsKeyId,
   };
-  const earlier = (
-    await findOwnImages(
-      ec2,
-      [
-        { Name: `tag:${TAG_SOURCE_IMAGE}`, Values: [input.sourceImageId] },
-        { Name: `tag:${TAG_POLICY}`, Values: [input.policy] },
-      ],
-      ctx,
-    )
-  ).find(isLiveImage);
-  if (earlier?.ImageId) {
-    await deprecate(ec2, input, earlier.ImageId, ctx);
-    return { imageId: earlier.ImageId, reused: true };
-  }
+  const earlier = await findEarlierCopy(ec2, input, ctx);
+  if (earlier) return finishReused(ec2, input, earlier, ctx);
 
-  const copied = await awsCall(ctx, () =>
-    ec2.send(
+  let copied;
+  try {
+    copied = await ec2.send(
       new CopyImageCommand({
         SourceRegion: input.sourceRegion,
         SourceImageId: input.sourceImageId,
@@ -79,8 +69,15 @@ export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise
           { ResourceType: 'snapshot', Tags: input.tags },
         ],
       }),
-    ),
-  );
+    );
+  } catch (err) {
+    // The name is this run's: a copy of that name is the one an earlier attempt made.
+    if (awsErrorCode(err) === 'InvalidAMIName.Duplicate') {
+      const dup = await findEarlierCopy(ec2, input, ctx);
+      if (dup) return finishReused(ec2, input, dup, ctx);
+    }
+    throw toFailure(err, ctx);
+  }
   if (!copied.ImageId) throw ApplicationFailure.retryable(`CopyImage into ${input.region} returned no image ID`, 'NoImageId');
   // Tag again by ID: endpoints that ignore TagSpecifications on CopyImage still get the tags the
   // idempotency look-up above and retention rely on.
@@ -89,6 +86,36 @@ export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise
   );
   await deprecate(ec2, input, copied.ImageId, ctx);
   return { imageId: copied.ImageId, reused: false };
+}
+
+/**
+ * The copy an earlier attempt of this run made in the region: tagged as a copy of this source
+ * image, or (its tags never came: the answer to CopyImage was lost before the CreateTags below,
+ * on an endpoint that ignores the request's TagSpecifications) named as this run's copy.
+ */
+async function findEarlierCopy(ec2: EC2Client, input: CopyImageInput, ctx: ErrorContext): Promise<string | undefined> {
+  const tagged = (
+    await findOwnImages(
+      ec2,
+      [
+        { Name: `tag:${TAG_SOURCE_IMAGE}`, Values: [input.sourceImageId] },
+        { Name: `tag:${TAG_POLICY}`, Values: [input.policy] },
+      ],
+      ctx,
+    )
+  ).find(isLiveImage);
+  if (tagged?.ImageId) return tagged.ImageId;
+  const named = (await findOwnImages(ec2, [{ Name: 'name', Values: [input.name] }], ctx)).find(isLiveImage);
+  return named?.ImageId;
+}
+
+/** An earlier attempt's copy: tagged again (harmless when the tags are there), deprecated if asked. */
+async function finishReused(ec2: EC2Client, input: CopyImageInput, imageId: string, ctx: ErrorContext): Promise<CopyImageOutput> {
+  await awsCall({ ...ctx, operation: 'ec2:CreateTags', imageId }, () =>
+    ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: input.tags })),
+  );
+  await deprecate(ec2, input, imageId, ctx);
+  return { imageId, reused: true };
 }
 
 /** Sets the copy's deprecation time (idempotent: the same time again is a no-op for EC2). */

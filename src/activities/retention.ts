@@ -26,16 +26,16 @@ export interface ListBackupsInput {
 /** Why snapshots found without their image were deleted (see applyRetention). */
 export const ORPHAN_REASON = 'snapshots left behind by an image already deregistered';
 
-type Tags = Array<{ Key?: string; Value?: string }> | undefined;
+export type Tags = Array<{ Key?: string; Value?: string }> | undefined;
 
-const tagOf = (tags: Tags, key: string) => tags?.find((t) => t.Key === key)?.Value;
+export const tagOf = (tags: Tags, key: string) => tags?.find((t) => t.Key === key)?.Value;
 
 /** Both ownership tags, exactly (EC2 filter values treat `*` and `?` as wildcards). */
-function isOurs(tags: Tags, input: ListBackupsInput): boolean {
+export function isOurs(tags: Tags, input: ListBackupsInput): boolean {
   return tagOf(tags, TAG_POLICY) === input.policy && tagOf(tags, TAG_INSTANCE_ID) === input.instanceId;
 }
 
-function ownershipFilters(input: ListBackupsInput): Filter[] {
+export function ownershipFilters(input: ListBackupsInput): Filter[] {
   return [
     { Name: `tag:${TAG_POLICY}`, Values: [input.policy] },
     { Name: `tag:${TAG_INSTANCE_ID}`, Values: [input.instanceId] },
@@ -64,7 +64,7 @@ export async function listBackups(aws: AwsClients, input: ListBackupsInput): Pro
 }
 
 /** Snapshots owned by this account carrying both ownership tags, by ID (all pages). */
-async function ourSnapshots(ec2: EC2Client, input: ApplyRetentionInput): Promise<Map<string, Snapshot>> {
+export async function ourSnapshots(ec2: EC2Client, input: ListBackupsInput): Promise<Map<string, Snapshot>> {
   const ctx: ErrorContext = { operation: 'ec2:DescribeSnapshots', region: input.region, instanceId: input.instanceId };
   const found = new Map<string, Snapshot>();
   let NextToken: string | undefined;
@@ -96,7 +96,7 @@ async function pinnedImage(aws: AwsClients, input: ApplyRetentionInput): Promise
 }
 
 /** DeregisterImage; an image already gone (an earlier attempt, or a person) is what we wanted. */
-async function deregister(ec2: EC2Client, imageId: string, ctx: ErrorContext): Promise<void> {
+export async function deregister(ec2: EC2Client, imageId: string, ctx: ErrorContext): Promise<void> {
   try {
     await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
   } catch (err) {
@@ -111,7 +111,7 @@ async function deregister(ec2: EC2Client, imageId: string, ctx: ErrorContext): P
  * use (EC2 may lag behind a deregistration, or another image was registered from it) is left for
  * now: once its image is gone it is an orphan, and the next retention run deletes it.
  */
-async function deleteSnapshots(ec2: EC2Client, snapshotIds: string[], ctx: ErrorContext): Promise<string[]> {
+export async function deleteSnapshots(ec2: EC2Client, snapshotIds: string[], ctx: ErrorContext): Promise<string[]> {
   const gone: string[] = [];
   for (const snapshotId of snapshotIds) {
     try {

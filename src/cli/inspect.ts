@@ -5,12 +5,13 @@
  * - list: recent runs from Temporal visibility, newest first; fleets and ad-hoc instance runs by
  *   default, fleet children with --all.
  * - cancel WORKFLOW_ID: asks the run to stop; a fleet cancels its children (parent close policy
- *   REQUEST_CANCEL); backups already finished stay.
+ *   REQUEST_CANCEL); backups already finished stay. Each cancelled instance backup deregisters its
+ *   unfinished images and records them in its memo; with --wait the CLI reads and prints them.
  */
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { Command } from 'commander';
 import { loadPolicyFile, POLICY_NAME_RE } from '../policy';
-import type { BackupInstanceResult, BackupProgress, FleetProgress, FleetReport } from '../shared/types';
+import type { BackupInstanceResult, BackupProgress, CancelCleanupMemo, DiscardedImage, FleetProgress, FleetReport } from '../shared/types';
 import { temporalSettings, workflowUiLink, type TemporalSettings } from '../temporal/config';
 import { POLICY_ATTRIBUTE, searchAttributesRegistered } from '../temporal/searchAttributes';
 import { renderFleetProgress, renderProgress } from '../workflows/render';
@@ -226,6 +227,73 @@ export async function listCommand(opts: {
   });
 }
 
+/** What a cancelled instance backup cleaned up, from its memo (a cancelled run has no result). */
+export interface CancelCleanup {
+  instanceId: string;
+  workflowId: string;
+  status: string;
+  /** Unfinished images of the run, deregistered in their regions. */
+  deregistered: Array<Pick<DiscardedImage, 'region' | 'imageId' | 'role' | 'state' | 'outcome' | 'snapshotIds'>>;
+  /** Images that were available (finished) when the run was cancelled: they stay. */
+  kept: Array<{ region: string; imageId: string }>;
+  /** Images that could not be deregistered: what and why, to finish by hand. */
+  problems?: string[];
+}
+
+const CHILD_CLOSE_WAIT_MS = 60_000;
+
+/** The instance backups a fleet run started: its (last) history lists them. */
+async function childWorkflowIds(client: Client, workflowId: string): Promise<string[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const ids = (history.events ?? []).flatMap((e) => {
+    const id = e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
+    return id ? [id] : [];
+  });
+  return [...new Set(ids)];
+}
+
+/** A cancelled instance backup's cleanup, once it has ended (a fleet may end before its last child has). */
+async function cleanupOf(client: Client, workflowId: string): Promise<CancelCleanup> {
+  const handle = client.workflow.getHandle(workflowId);
+  const deadline = Date.now() + CHILD_CLOSE_WAIT_MS;
+  let desc = await handle.describe();
+  while (desc.status.name === 'RUNNING' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    desc = await handle.describe();
+  }
+  const memo = (desc.memo ?? {}) as Partial<CancelCleanupMemo> & { instanceId?: string };
+  const cleanup: CancelCleanup = {
+    instanceId: memo.instanceId ?? workflowId.split('/').pop() ?? workflowId,
+    workflowId,
+    status: desc.status.name,
+    deregistered: (memo.cleanedUp ?? []).map(({ region, imageId, role, state, outcome, snapshotIds }) => ({
+      region,
+      imageId,
+      role,
+      state,
+      outcome,
+      snapshotIds,
+    })),
+    kept: memo.kept ?? [],
+  };
+  if (memo.cleanupProblems?.length) cleanup.problems = memo.cleanupProblems;
+  return cleanup;
+}
+
+function printCleanup(out: Output, cleanups: CancelCleanup[]): void {
+  for (const c of cleanups) {
+    const done = c.deregistered.map((d) =>
+      d.outcome === 'deregistered'
+        ? `deregistered ${d.role} ${d.imageId} in ${d.region} (was ${d.state})`
+        : `${d.role} ${d.imageId} in ${d.region} already gone`,
+    );
+    const kept = c.kept.map((k) => `kept ${k.imageId} in ${k.region} (available)`);
+    const lines = [...done, ...kept];
+    out.info(`  ${c.instanceId} (${c.status}): ${lines.length > 0 ? lines.join('; ') : 'no unfinished image to clean up'}`);
+    for (const p of c.problems ?? []) out.info(`    not cleaned up: ${p}`);
+  }
+}
+
 export async function cancelCommand(workflowId: string, opts: { wait?: boolean; json?: boolean }): Promise<number> {
   const out = output(Boolean(opts.json));
   return withClient(async (client, settings) => {
@@ -239,16 +307,24 @@ export async function cancelCommand(workflowId: string, opts: { wait?: boolean; 
     await handle.cancel();
     out.info(
       `Cancellation requested for ${workflowId} (${desc.type}): steps in flight stop${desc.type === 'backupFleet' ? ', every running instance backup is cancelled' : ''}; ` +
-        'images already made and backups already finished stay.',
+        'images not finished yet (copies in flight, a source image still pending) are deregistered; images already available and backups already finished stay.',
     );
     out.info(`  Web UI: ${workflowUiLink(settings, workflowId, desc.runId)}`);
     let status = 'CANCEL_REQUESTED';
+    let cleanups: CancelCleanup[] = [];
     if (opts.wait) {
       await handle.result().catch(() => undefined);
       status = (await handle.describe()).status.name;
       out.info(`${workflowId} ended: ${status}`);
+      // Each cancelled instance backup deregistered its unfinished images: say which, where.
+      const instanceRuns = desc.type === 'backupFleet' ? await childWorkflowIds(client, workflowId) : [workflowId];
+      cleanups = (await Promise.all(instanceRuns.map((id) => cleanupOf(client, id)))).filter((c) => c.status === 'CANCELLED');
+      if (cleanups.length > 0) out.info('Cleanup of the cancelled backups (images of this run that were not finished):');
+      printCleanup(out, cleanups);
     }
-    if (out.json) console.log(JSON.stringify({ workflowId, status, cancelled: true }));
+    // `cleanup` lists the cancelled instance backups when any of them deregistered an image (or could not).
+    const cleaned = cleanups.some((c) => c.deregistered.length > 0 || c.problems);
+    if (out.json) console.log(JSON.stringify({ workflowId, status, cancelled: true, ...(cleaned ? { cleanup: cleanups } : {}) }));
     return EXIT_OK;
   });
 }
@@ -293,9 +369,11 @@ Exit codes: 0 listed (even when empty), 1 Temporal could not be reached, 2 bad i
 
   program
     .command('cancel')
-    .description('Cancel a running backup or fleet run. Finished backups and images already made stay.')
+    .description(
+      'Cancel a running backup or fleet run. Images not finished yet are deregistered; finished backups and available images stay.',
+    )
     .argument('<workflow-id>', 'the run to cancel (see `ami-backup list`)')
-    .option('-w, --wait', 'wait until the run has stopped')
+    .option('-w, --wait', 'wait until the run has stopped, then say which unfinished images were deregistered where')
     .option('--json', 'print the outcome as one JSON object on the last line of stdout')
     .addHelpText(
       'after',
@@ -303,6 +381,10 @@ Exit codes: 0 listed (even when empty), 1 Temporal could not be reached, 2 bad i
 Examples:
   ami-backup cancel ami-backup/web-servers/fleet --wait
   ami-backup cancel ami-backup/web-servers/i-0123456789abcdef0
+
+With --wait --json the object also holds \`cleanup\` when an image was deregistered (or could not be):
+one entry per cancelled instance backup: {instanceId, workflowId, status, deregistered: [{region, imageId,
+role, state, outcome, snapshotIds}], kept: [{region, imageId}], problems?}.
 
 Exit codes: 0 cancellation requested, 1 the run had already ended (or Temporal could not be reached), 2 no such run.`,
     )

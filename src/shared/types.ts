@@ -131,8 +131,10 @@ export type StepName =
   | 'waitForCopy'
   | 'setSsmParam'
   | 'applyRetention'
+  | 'discardImage'
   | 'done'
-  | 'failed';
+  | 'failed'
+  | 'cancelled';
 
 export interface StepRecord {
   step: StepName;
@@ -165,6 +167,10 @@ export interface BackupProgress {
   deleted?: number;
   warnings?: string[];
   error?: string;
+  /** Images of this run discarded because they failed, or because the run was cancelled before they were finished. */
+  cleanedUp?: DiscardedImage[];
+  /** Cleanup that could not be done (the image is still there): what and why, for a person to finish. */
+  cleanupProblems?: string[];
 }
 
 /** An image retention retired: deregistered, with the snapshots deleted behind it. */
@@ -232,4 +238,53 @@ export interface ApplyRetentionOutput {
   deleted: DeletedImage[];
   /** Images of this policy and instance left in the region. */
   kept: number;
+}
+
+/**
+ * An image of one run thrown away (discardImage): it failed, or its run was cancelled before it
+ * was finished. Deregistered, and its snapshots deleted where they carry this tool's tags.
+ */
+export interface DiscardedImage {
+  region: string;
+  imageId: string;
+  name?: string;
+  /** The source image of the run, or a copy (it carries ami-backup:source-image). */
+  role: 'source' | 'copy';
+  /** Its state when it was discarded (pending, available, failed …); "gone" when it was already deregistered. */
+  state: string;
+  outcome: 'deregistered' | 'already-gone';
+  /** Snapshots deleted with it. */
+  snapshotIds: string[];
+  /** Snapshots left, with why (no ami-backup tags, still in use …). */
+  snapshotsLeft?: Array<{ snapshotId: string; reason: string }>;
+}
+
+export interface DiscardImageInput {
+  policy: string;
+  instanceId: string;
+  /** The run the image belongs to: only images tagged with it are discarded. */
+  runId: string;
+  region: string;
+  /** The image; without it, every image of this run in the region (by tags, and by name to report untagged ones). */
+  imageId?: string;
+  /** What the image is to the run, when the workflow knows (reported as is for an image already gone). */
+  role?: 'source' | 'copy';
+  /** Leave an image that is available (finished) alone: a cancelled run keeps what it completed. */
+  keepAvailable?: boolean;
+  roleArn?: string;
+}
+
+export interface DiscardImageOutput {
+  region: string;
+  discarded: DiscardedImage[];
+  /** Images found but not touched: they do not carry this run's tags, or they are available and keepAvailable was asked. */
+  left: Array<{ imageId: string; reason: string; state?: string }>;
+}
+
+/** What a cancelled backupInstance run left in its memo (a cancelled workflow has no result). */
+export interface CancelCleanupMemo {
+  cleanedUp: DiscardedImage[];
+  /** Images of this run that were available when the run was cancelled: finished, so they stay. */
+  kept?: Array<{ region: string; imageId: string }>;
+  cleanupProblems?: string[];
 }

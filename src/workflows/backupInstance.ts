@@ -9,16 +9,20 @@
  * Deterministic code only: no I/O, no Node imports; time comes from Temporal's workflow clock.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
+  CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   proxyActivities,
   TemporalFailure,
   setCurrentDetails,
   setHandler,
   sleep,
+  upsertMemo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities, CleanupActivities } from '../activities';
 import { durationMs, formatDuration } from '../policy/duration';
 import type { CopyTarget } from '../policy/schema';
 import { TAG_SOURCE_IMAGE, backupTags, ssmParameterName, type Tag } from '../shared/naming';
@@ -27,8 +31,10 @@ import {
   type BackupInstanceInput,
   type BackupInstanceResult,
   type BackupProgress,
+  type CancelCleanupMemo,
   type CopyResult,
   type DeletedImage,
+  type DiscardImageOutput,
   type ImageProgress,
   type RetentionRule,
   type StepName,
@@ -74,6 +80,36 @@ const copier = proxyActivities<Activities>({
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m' }, // unlimited attempts, bounded by time
 });
 
+/**
+ * The copy of a cancelled run is waited for: its CopyImage call ends (with the copy's ID, tagged)
+ * before the run cleans up, so the copy it made cannot escape the cleanup.
+ */
+const copierToTheEnd = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m' },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/**
+ * Throwing away a failed image, or the unfinished images of a cancelled run: a few quick retries,
+ * then it is reported for a person to finish. A worker without the activity (an older build during
+ * a deploy) answers NotFoundError: reported at once rather than retried.
+ */
+const cleaner = proxyActivities<CleanupActivities>({
+  startToCloseTimeout: '1m',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: ['NotFoundError'],
+  },
+});
+
+/** patched() IDs: new commands on paths that runs recorded before them take too (see test/workflow/replay.test.ts). */
+export const PATCH_DISCARD_FAILED_IMAGE = 'discard-failed-image';
+export const PATCH_CLEANUP_ON_CANCEL = 'cleanup-unfinished-images-on-cancel';
+
 function messageOf(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;
   // An ActivityFailure wraps the activity's own error: the cause is what a person wants to read.
@@ -116,6 +152,11 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
   const show = () => setCurrentDetails(renderProgress(progress));
   show();
 
+  /** Images this run asked EC2 for (CreateImage / CopyImage started) and those it saw available. */
+  const requested = new Set<ImageProgress>();
+  const finished = new Set<ImageProgress>();
+  const roleOf = (target: ImageProgress): 'source' | 'copy' => (target === progress.source ? 'source' : 'copy');
+
   /** Runs one step, recording it for the progress query and the Web UI. */
   async function step<T>(name: StepName, region: string, run: () => Promise<T>, done: (r: T) => string): Promise<T> {
     const record = { step: name, region, startedAt: new Date().toISOString() } as BackupProgress['steps'][number];
@@ -135,6 +176,96 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
     }
   }
 
+  /**
+   * Deregisters an image of this run (with its tagged snapshots); without an image ID, whatever
+   * this run made in the region. Only images carrying this run's tags are touched.
+   */
+  async function discard(target: ImageProgress, keepAvailable: boolean): Promise<DiscardImageOutput> {
+    const what = target.imageId ?? `the ${roleOf(target)} image of run ${runId}`;
+    const result = await step(
+      'discardImage',
+      target.region,
+      () =>
+        cleaner.discardImage.executeWithOptions(
+          { summary: `deregister ${what} in ${target.region}${keepAvailable ? ' unless available' : ''}` },
+          [
+            {
+              policy: policy.name,
+              instanceId,
+              runId,
+              region: target.region,
+              ...(target.imageId ? { imageId: target.imageId } : {}),
+              role: roleOf(target),
+              keepAvailable,
+              roleArn,
+            },
+          ],
+        ),
+      (r) =>
+        [
+          ...r.discarded.map((d) => `${d.imageId} ${d.outcome === 'deregistered' ? 'deregistered' : 'already gone'}`),
+          ...r.left.map((l) => l.reason),
+        ].join('; ') || 'no image of this run found',
+    );
+    if (result.discarded.length > 0) progress.cleanedUp = [...(progress.cleanedUp ?? []), ...result.discarded];
+    return result;
+  }
+
+  /** A failed image is no backup: deregister it, and say so in the failure. */
+  async function discardFailed(target: ImageProgress): Promise<string> {
+    const imageId = target.imageId!;
+    try {
+      const r = await discard(target, false);
+      const d = r.discarded.find((x) => x.imageId === imageId);
+      if (d?.outcome === 'deregistered') {
+        const n = d.snapshotIds.length;
+        return `Failed image ${imageId} deregistered in ${target.region}${n > 0 ? ` with ${n} snapshot${n === 1 ? '' : 's'}` : ''}.`;
+      }
+      if (d) return `Failed image ${imageId} was already deregistered in ${target.region}.`;
+      return `Failed image ${imageId} left in ${target.region}: ${r.left.map((l) => l.reason).join('; ') || 'not found'}.`;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const problem = `Failed image ${imageId} could not be deregistered in ${target.region} (${messageOf(err)}): deregister it by hand.`;
+      progress.cleanupProblems = [...(progress.cleanupProblems ?? []), problem];
+      return problem;
+    }
+  }
+
+  /**
+   * A cancelled run throws away every image it asked for and did not see finished (a copy in
+   * flight, a source image still pending), in its region; an image EC2 already lists as available
+   * stays. Runs in a non-cancellable scope; what it did goes into the memo (a cancelled run has no
+   * result) and the progress query.
+   */
+  async function cleanUpCancelled(): Promise<void> {
+    const unfinished = [progress.source, ...progress.copies].filter((t) => requested.has(t) && !finished.has(t));
+    const memo: CancelCleanupMemo = { cleanedUp: [], kept: [] };
+    const problems: string[] = [];
+    await Promise.all(
+      unfinished.map(async (target) => {
+        try {
+          const r = await discard(target, true);
+          memo.cleanedUp.push(...r.discarded);
+          for (const l of r.left) {
+            if (l.state === 'available') memo.kept!.push({ region: target.region, imageId: l.imageId });
+            else problems.push(l.reason);
+          }
+        } catch (err) {
+          problems.push(
+            `the ${roleOf(target)} image ${target.imageId ?? `of run ${runId}`} in ${target.region} could not be deregistered (${messageOf(err)}): deregister it by hand (tag ami-backup:run=${runId}).`,
+          );
+        }
+      }),
+    );
+    if (problems.length > 0) {
+      memo.cleanupProblems = problems;
+      progress.cleanupProblems = [...(progress.cleanupProblems ?? []), ...problems];
+    }
+    progress.step = 'cancelled';
+    show();
+    upsertMemo({ ...memo });
+  }
+
   /** Durable polling: sleep, look, back off; never a loop inside an activity. */
   async function waitForImage(target: ImageProgress): Promise<void> {
     const imageId = target.imageId!;
@@ -151,12 +282,14 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
       target.polls += 1;
       target.state = status.notFound ? 'pending (not listed yet)' : status.state;
       show();
-      if (status.state === 'available') return;
+      if (status.state === 'available') {
+        finished.add(target);
+        return;
+      }
       if (FAILED_IMAGE_STATES.has(status.state)) {
-        throw ApplicationFailure.nonRetryable(
-          `Image ${imageId} of ${instanceId} in ${target.region} is ${status.state}: ${status.reason ?? 'EC2 gave no reason'}.`,
-          'ImageFailed',
-        );
+        const failed = `Image ${imageId} of ${instanceId} in ${target.region} is ${status.state}: ${status.reason ?? 'EC2 gave no reason'}.`;
+        const cleaned = patched(PATCH_DISCARD_FAILED_IMAGE) ? await discardFailed(target) : undefined;
+        throw ApplicationFailure.nonRetryable(cleaned ? `${failed} ${cleaned}` : failed, 'ImageFailed');
       }
       const elapsed = Date.now() - started;
       if (status.notFound && elapsed > Math.min(NOT_FOUND_GRACE_MS, waitSettings.timeoutMs)) {
@@ -212,11 +345,13 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
     tags: Tag[],
   ): Promise<CopyResult> {
     const deprecateAt = copy.deprecateAfter ? new Date(Date.now() + durationMs(copy.deprecateAfter)).toISOString() : undefined;
+    const copyActivities = patched(PATCH_CLEANUP_ON_CANCEL) ? copierToTheEnd : copier;
     const copied = await step(
       'copyImage',
       copy.region,
-      () =>
-        copier.copyImage.executeWithOptions(
+      () => {
+        requested.add(target);
+        return copyActivities.copyImage.executeWithOptions(
           {
             summary: `encrypted copy of ${sourceImageId} to ${copy.region}${copy.kmsKeyId ? ` with ${copy.kmsKeyId}` : ''}`,
             scheduleToCloseTimeout: waitSettings.timeoutMs,
@@ -236,7 +371,8 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
               roleArn,
             },
           ],
-        ),
+        );
+      },
       (r) => `${r.imageId}${r.reused ? ' (found from an earlier attempt)' : ''}`,
     );
     target.imageId = copied.imageId;
@@ -303,10 +439,12 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
     const created = await step(
       'createImage',
       policy.sourceRegion,
-      () =>
-        aws.createImage.executeWithOptions({ summary: `CreateImage of ${instanceId} in ${policy.sourceRegion}` }, [
+      () => {
+        requested.add(progress.source);
+        return aws.createImage.executeWithOptions({ summary: `CreateImage of ${instanceId} in ${policy.sourceRegion}` }, [
           { policy: policy.name, region: policy.sourceRegion, instanceId, runId, noReboot: policy.noReboot, roleArn },
-        ]),
+        ]);
+      },
       (r) => `${r.imageId} ${r.name}${r.reused ? ' (found from an earlier attempt)' : ''}`,
     );
     progress.source.imageId = created.imageId;
@@ -356,7 +494,11 @@ export async function backupInstance(input: BackupInstanceInput): Promise<Backup
       ...(warnings.length > 0 ? { warnings } : {}),
     };
   } catch (err) {
-    if (isCancellation(err) || !(err instanceof TemporalFailure)) throw err;
+    if (isCancellation(err)) {
+      if (patched(PATCH_CLEANUP_ON_CANCEL)) await CancellationScope.nonCancellable(cleanUpCancelled);
+      throw err;
+    }
+    if (!(err instanceof TemporalFailure)) throw err;
     progress.step = 'failed';
     progress.error = messageOf(err);
     show();

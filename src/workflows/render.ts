@@ -20,6 +20,12 @@ export function renderProgress(p: BackupProgress): string {
     ...p.copies.map((c) => image('copy', c)),
   ];
   if (p.error) lines.push(`Error: ${p.error}`);
+  for (const d of p.cleanedUp ?? []) {
+    lines.push(
+      `Cleaned up: ${d.role} ${d.imageId} in ${d.region} ${d.outcome === 'deregistered' ? `deregistered (was ${d.state})` : 'already gone'}`,
+    );
+  }
+  for (const problem of p.cleanupProblems ?? []) lines.push(`Not cleaned up: ${problem}`);
   return lines.join('\n');
 }
 
