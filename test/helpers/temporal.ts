@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { temporalCliPath } from '../../scripts/stack';
 import { INSTANCE_ATTRIBUTE, POLICY_ATTRIBUTE } from '../../src/temporal/searchAttributes';
 
@@ -56,4 +56,44 @@ let counter = 0;
 export function uniqueTaskQueue(prefix: string): string {
   counter += 1;
   return `${prefix}-${process.pid}-${counter}-${Date.now()}`;
+}
+
+/** What stubWorkerForFile gives a test file: read `env` inside tests (it exists from beforeAll on). */
+export interface StubWorkerHarness {
+  readonly env: TestWorkflowEnvironment;
+  readonly taskQueue: string;
+}
+
+/**
+ * A Temporal server and a worker running this tool's workflows over stub activities, for one
+ * workflow test file: started in the file's beforeAll, shut down and torn down in its afterAll.
+ * The dev server by default; `timeSkipping` for waits of hours.
+ */
+export function stubWorkerForFile(prefix: string, activities: object, opts: { timeSkipping?: boolean } = {}): StubWorkerHarness {
+  const taskQueue = uniqueTaskQueue(prefix);
+  let env: TestWorkflowEnvironment | undefined;
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  beforeAll(async () => {
+    env = opts.timeSkipping ? await startTimeSkipping() : await startTemporal();
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowsPath: require.resolve('../../src/workflows'),
+      activities,
+    });
+    running = worker.run();
+  }, 180_000);
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await env?.teardown();
+  });
+  return {
+    get env() {
+      if (!env) throw new Error('the Temporal test environment is not started yet (use it inside a test)');
+      return env;
+    },
+    taskQueue,
+  };
 }

@@ -4,8 +4,6 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import type { Activities } from '../../src/activities';
 import type { CopyImageInput } from '../../src/activities/copyImage';
@@ -16,7 +14,7 @@ import { policySchema, type Policy, type PolicyInput } from '../../src/policy/sc
 import type { ApplyRetentionInput, BackupProgress, ImageStatus } from '../../src/shared/types';
 import { backupInstance, progressQuery } from '../../src/workflows';
 import { awsError } from '../helpers/aws';
-import { startTemporal, uniqueTaskQueue } from '../helpers/temporal';
+import { stubWorkerForFile } from '../helpers/temporal';
 
 const EventType = temporal.api.enums.v1.EventType;
 
@@ -108,27 +106,8 @@ const stubs: Activities = {
 const retentionInputs: ApplyRetentionInput[] = [];
 const copyInputs: CopyImageInput[] = [];
 
-let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
-const taskQueue = uniqueTaskQueue('wf');
-
-beforeAll(async () => {
-  env = await startTemporal();
-  worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
-    activities: stubs,
-  });
-  running = worker.run();
-}, 180_000);
-
-afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
-});
+const harness = stubWorkerForFile('wf', stubs);
+const { taskQueue } = harness;
 
 function policy(overrides: Partial<PolicyInput> = {}): Policy {
   return policySchema.parse({
@@ -150,7 +129,7 @@ function newInstance(script: Script = {}): string {
 }
 
 async function start(instanceId: string, p: Policy = policy()): Promise<WorkflowHandle<typeof backupInstance>> {
-  return env.client.workflow.start(backupInstance, {
+  return harness.env.client.workflow.start(backupInstance, {
     taskQueue,
     workflowId: `test-${instanceId}`,
     args: [{ policy: p, instanceId, runId: '20261203T120000Z' }],

@@ -10,13 +10,11 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import type { Activities, CleanupActivities } from '../../src/activities';
 import { policySchema, type Policy, type PolicyInput } from '../../src/policy/schema';
 import type { CancelCleanupMemo, DiscardImageInput, DiscardedImage, FleetReport, ImageStatus } from '../../src/shared/types';
 import { backupFleet, backupInstance, progressQuery } from '../../src/workflows';
-import { startTemporal, uniqueTaskQueue } from '../helpers/temporal';
+import { stubWorkerForFile } from '../helpers/temporal';
 
 type State = ImageStatus['state'];
 
@@ -144,27 +142,8 @@ const stubs: Activities & CleanupActivities = {
   },
 };
 
-let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
-const taskQueue = uniqueTaskQueue('cleanup');
-
-beforeAll(async () => {
-  env = await startTemporal();
-  worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
-    activities: stubs,
-  });
-  running = worker.run();
-}, 180_000);
-
-afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
-});
+const harness = stubWorkerForFile('cleanup', stubs);
+const { taskQueue } = harness;
 
 const RUN = '20261203T120000Z';
 
@@ -188,7 +167,7 @@ function newInstance(script: Script = {}): string {
 }
 
 async function start(instanceId: string, p: Policy = policy()): Promise<WorkflowHandle<typeof backupInstance>> {
-  return env.client.workflow.start(backupInstance, {
+  return harness.env.client.workflow.start(backupInstance, {
     taskQueue,
     workflowId: `cleanup-${instanceId}`,
     args: [{ policy: p, instanceId, runId: RUN }],
@@ -262,7 +241,7 @@ describe('7: an image fails', () => {
   test('the fleet report shows the failed image and that it was deregistered', async () => {
     const ok = newInstance();
     const bad = newInstance({ sourceStates: ['failed'], reason: 'InternalError' });
-    const report: FleetReport = await env.client.workflow.execute(backupFleet, {
+    const report: FleetReport = await harness.env.client.workflow.execute(backupFleet, {
       taskQueue,
       workflowId: `cleanup-fleet-${bad}`,
       args: [{ policy: policy({ name: 'cleanup-fleet' }), instanceIds: [ok, bad], runId: RUN }],

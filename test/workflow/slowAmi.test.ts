@@ -12,15 +12,13 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import { durationMs } from '../../src/policy/duration';
 import { policySchema, type Policy } from '../../src/policy/schema';
 import type { BackupInstanceResult } from '../../src/shared/types';
 import { checksUntilReady, pollSchedule, type WaitSettings } from '../../src/workflows/backoff';
 import { backupInstance } from '../../src/workflows';
-import { startTimeSkipping, uniqueTaskQueue } from '../helpers/temporal';
+import { stubWorkerForFile } from '../helpers/temporal';
 
 const HOUR = 3_600_000;
 const SOURCE_READY_AFTER_MS = 6 * HOUR;
@@ -66,27 +64,8 @@ const stubs: Activities = {
   },
 };
 
-let env: TestWorkflowEnvironment;
-let worker: Worker;
-let running: Promise<void>;
-const taskQueue = uniqueTaskQueue('slow');
-
-beforeAll(async () => {
-  env = await startTimeSkipping();
-  worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
-    activities: stubs,
-  });
-  running = worker.run();
-}, 120_000);
-
-afterAll(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
-});
+const harness = stubWorkerForFile('slow', stubs, { timeSkipping: true });
+const { taskQueue } = harness;
 
 /** The policy's defaults (first check 60s, then doubling up to 3m), with an 8-hour timeout. */
 const policy: Policy = policySchema.parse({
@@ -112,7 +91,7 @@ const FIXED_EVENTS = 60;
 
 /** The history's size, and the workflow time from its first event to its last (the server's clock). */
 async function historyOf(workflowId: string): Promise<{ events: number; serverMs: number }> {
-  const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const events = (await harness.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
   const ms = (e: (typeof events)[number]) => Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6);
   return { events: events.length, serverMs: ms(events[events.length - 1]!) - ms(events[0]!) };
 }
@@ -121,7 +100,7 @@ test('a 6-hour CreateImage finishes within an 8-hour wait.timeout, with a histor
   const instanceId = 'i-0000000000000a601';
   const workflowId = `slow-${instanceId}-${Date.now()}`;
   const startedReal = Date.now();
-  const result: BackupInstanceResult = await env.client.workflow.execute(backupInstance, {
+  const result: BackupInstanceResult = await harness.env.client.workflow.execute(backupInstance, {
     taskQueue,
     workflowId,
     args: [{ policy, instanceId, runId: '20261203T000000Z' }],
@@ -151,7 +130,7 @@ test('past wait.timeout the step fails, naming the image, the instance, the regi
   neverReady.add(instanceId);
   const workflowId = `slow-${instanceId}-${Date.now()}`;
   const startedReal = Date.now();
-  const err = await env.client.workflow
+  const err = await harness.env.client.workflow
     .execute(backupInstance, { taskQueue, workflowId, args: [{ policy, instanceId, runId: '20261203T000000Z' }] })
     .then(
       () => undefined,
