@@ -6,6 +6,7 @@
  *
  *   stack.proxy.intercept = firstOf(eventuallyConsistent(stack.proxy, 2), randomFaults({ rate: 0.3, seed: 7 }).intercept);
  */
+import { mulberry32 as seeded } from '../../scripts/prng';
 import { ec2ErrorResponse, type InjectedResponse, type ProxiedRequest, type ProxyAction, type RecordingProxy } from './recordingProxy';
 
 export type Interceptor = NonNullable<RecordingProxy['intercept']>;
@@ -17,18 +18,6 @@ export function jsonErrorResponse(type: string, message: string, status = 400): 
 
 /** The SSM (JSON protocol) requests; the rest are EC2's Query protocol. */
 export const isSsm = (r: ProxiedRequest) => r.path === '/' && r.body.startsWith('{');
-
-/** A small seeded random generator (mulberry32): the same seed, the same sequence of faults. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export type FaultKind = 'throttle' | 'http500' | 'http503' | 'reset' | 'slow';
 export const FAULT_KINDS: FaultKind[] = ['throttle', 'http500', 'http503', 'reset', 'slow'];
@@ -88,7 +77,7 @@ export function randomFaults(opts: {
   maxConsecutive?: number;
   match?: (r: ProxiedRequest) => boolean;
 }): RandomFaults {
-  const random = seededRandom(opts.seed);
+  const random = seeded(opts.seed);
   const kinds = opts.kinds ?? FAULT_KINDS;
   const inARow = new Map<string, number>();
   const given: RandomFaults['given'] = [];

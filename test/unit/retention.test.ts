@@ -1,6 +1,7 @@
 import { planRetention, runIdMs, selectForRetention, type RetentionSelection } from '../../src/shared/retention';
 import { runIdFor } from '../../src/shared/naming';
 import type { BackupImage, RetentionRule } from '../../src/shared/types';
+import { mulberry32 as prng } from '../../scripts/prng';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 5, 30, 12, 0, 0);
@@ -193,18 +194,6 @@ describe('planRetention', () => {
     expect(planRetention(existing, { keepLast: 1 }, { nowMs: NOW, newImage: img('a', 0) }).map((i) => i.imageId)).toEqual(['b']);
   });
 });
-
-/** mulberry32: a tiny seeded PRNG, so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('selectForRetention properties (500 random image sets)', () => {
   const STATES = ['available', 'available', 'available', 'available', 'pending', 'failed', 'error', 'invalid', 'transient', 'disabled'];

@@ -17,6 +17,7 @@ import { applyRetention, listBackups, ORPHAN_MIN_AGE_MS } from '../../src/activi
 import { TAG_INSTANCE_ID, TAG_POLICY, TAG_RUN, runIdFor } from '../../src/shared/naming';
 import type { RetentionRule } from '../../src/shared/types';
 import { awsError } from '../helpers/aws';
+import { mulberry32 as prng } from '../../scripts/prng';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 5, 30, 12, 0, 0);
@@ -24,18 +25,6 @@ const REGION = 'us-east-1';
 const POLICY = 'web-servers';
 const INSTANCE = 'i-0123456789abcdef0';
 const PARAMETER = `/ami-backup/${POLICY}/${INSTANCE}/latest`;
-
-/** mulberry32: a tiny seeded PRNG, so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Tags = Array<{ Key: string; Value: string }>;
 

@@ -1,0 +1,15 @@
+/**
+ * mulberry32: a tiny seeded pseudo-random generator. The same seed gives the same sequence, so a
+ * property test's failing case, a fault injection's pattern and a benchmark's model can be
+ * replayed from their seed. Not for anything that needs real randomness.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
