@@ -44,6 +44,8 @@ export async function freePort(): Promise<number> {
 
 export interface Service {
   stop(): Promise<void>;
+  /** The server process (for a benchmark that reads its CPU and memory from /proc). */
+  pid?: number;
 }
 
 /** Stops a child process: SIGTERM, then SIGKILL if it is still there after `graceMs`. */
@@ -90,12 +92,20 @@ export interface Moto extends Service {
   reset(): Promise<void>;
 }
 
-/** One moto server on a free loopback port; it serves every region (taken from each request's signature). */
-export async function startMoto(): Promise<Moto> {
+/**
+ * One moto server on a free loopback port; it serves every region (taken from each request's
+ * signature). `defaultAmis: false` starts it without the ~1,300 public images moto lists in every
+ * region: each DescribeImages scans them all, which dominates moto's time in a benchmark.
+ */
+export async function startMoto(opts: { defaultAmis?: boolean } = {}): Promise<Moto> {
   const port = await freePort();
   const child = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
+    env: {
+      ...process.env,
+      MOTO_ALLOW_NONEXISTENT_REGION: 'false',
+      ...(opts.defaultAmis === false ? { MOTO_EC2_LOAD_DEFAULT_AMIS: 'false' } : {}),
+    },
   });
   const log = captureOutput(child);
   const endpoint = `http://127.0.0.1:${port}`;
@@ -107,6 +117,7 @@ export async function startMoto(): Promise<Moto> {
       await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
     },
     stop: () => stopProcess(child),
+    pid: child.pid,
   };
 }
 
@@ -130,5 +141,5 @@ export async function startDevServer(
   const log = captureOutput(child);
   const uiUrl = `http://127.0.0.1:${uiPort}`;
   await waitFor('temporal dev server', child, async () => (await fetch(uiUrl)).ok, 60_000, log);
-  return { address: `127.0.0.1:${port}`, uiUrl, stop: () => stopProcess(child, 10_000) };
+  return { address: `127.0.0.1:${port}`, uiUrl, stop: () => stopProcess(child, 10_000), pid: child.pid };
 }
