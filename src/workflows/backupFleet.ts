@@ -5,7 +5,8 @@
  *     → report of every instance: succeeded / failed (with why) / skipped (with why)
  *
  * The fleet also hands out copy slots (copySlots.ts), so no more than maxConcurrentCopies
- * copies are in flight per copy region across the whole fleet.
+ * copies are in flight per copy region across the whole fleet. When the window itself is no
+ * larger than maxConcurrentCopies the limit cannot be reached, and children copy without asking.
  *
  * History stays bounded for any fleet size: after CHILDREN_PER_RUN children (or when the server
  * suggests it) the window drains and the workflow continues as new with what is left and the
@@ -140,7 +141,7 @@ export async function backupFleet(input: BackupFleetInput): Promise<FleetReport>
     try {
       child = await startChild(backupInstance, {
         workflowId,
-        args: [{ policy, instanceId, runId, copySlotsFromParent: true }],
+        args: [{ policy, instanceId, runId, copySlotsFromParent: slotsNeeded }],
         staticSummary: `Back up ${instanceId} (policy ${policy.name}) from ${policy.sourceRegion} to ${policy.copies.map((c) => c.region).join(', ')}`,
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         memo: { policy: policy.name, instanceId },
@@ -184,6 +185,11 @@ export async function backupFleet(input: BackupFleetInput): Promise<FleetReport>
     }
   }
 
+  // Slots only matter when more children can run at once than there are copy slots: each child
+  // holds at most one slot per region, so with a window of at most maxConcurrentCopies the limit
+  // can never be reached, and asking for slots would only cost each child three signals (three
+  // actions and about 40 history events per region). Decided once per run, from what is left.
+  const slotsNeeded = Math.min(policy.maxConcurrent, carry.remaining.length) > policy.maxConcurrentCopies;
   let started = 0;
   const rollOver = () => started >= CHILDREN_PER_RUN || workflowInfo().continueAsNewSuggested;
   while (carry.remaining.length > 0 || inFlight.size > 0) {

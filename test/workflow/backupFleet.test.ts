@@ -121,8 +121,34 @@ describe('backupFleet', () => {
       }
     }
     expect(retried).toBeGreaterThanOrEqual(1);
+    // Six children for two slots: each one asked for its slot (one request and one release per region).
+    expect(await slotSignalsSent(children[0]!)).toBe(4);
+  });
+
+  test('a window no larger than the copy slots cannot reach the limit: children copy without asking for slots', async () => {
+    const ids = instanceIds(4);
+    // maxConcurrent 10 > 5 copy slots, but only 4 instances: at most 4 copies per region at once.
+    const small = await (await startFleet(fleet('small', { instances: ids }))).result();
+    expect(small.counts).toEqual({ total: 4, succeeded: 4, failed: 0, skipped: 0 });
+    for (const r of small.instances) expect(await slotSignalsSent(r.workflowId!)).toBe(0);
+    expect(stats('small', 'eu-west-1').made).toBe(4);
+
+    // maxConcurrent 3 with 3 copy slots over 7 instances: the window never exceeds the slots.
+    const ids7 = instanceIds(7);
+    const windowed = await (
+      await startFleet(fleet('windowed', { instances: ids7 }, { maxConcurrent: 3, maxConcurrentCopies: 3 }))
+    ).result();
+    expect(windowed.counts).toEqual({ total: 7, succeeded: 7, failed: 0, skipped: 0 });
+    for (const r of windowed.instances) expect(await slotSignalsSent(r.workflowId!)).toBe(0);
+    expect(stats('windowed', 'eu-west-1').max).toBeLessThanOrEqual(3);
   });
 });
+
+/** Copy-slot signals a child sent to its fleet (requests and releases). */
+async function slotSignalsSent(workflowId: string): Promise<number> {
+  const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  return events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName?.startsWith('copySlot')).length;
+}
 
 test('with the search attributes registered, every child carries AmiBackupPolicy and AmiBackupInstanceId; without, none', async () => {
   const ids = instanceIds(2);
