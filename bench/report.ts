@@ -84,7 +84,7 @@ export function buildReport(r: ReportInput): Report {
   const shared = machine.loadBefore[0]! > machine.cores * 0.5;
   if (shared) {
     out.push(
-      `> The machine was **shared** during this run (load average ${fmt(machine.loadBefore[0]!, 2)} on ${machine.cores} cores before it started: other engineers' test suites).` +
+      `> The machine was **shared** during this run (load average ${fmt(machine.loadBefore[0]!, 2)} on ${machine.cores} cores before it started: something else was running).` +
         ' Wall times, and the ratios of Temporal to the scripts most of all, carry that noise; CPU seconds and counts do not.',
       '',
     );
