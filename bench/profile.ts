@@ -18,7 +18,7 @@ import { backupFleet } from '../src/workflows';
 import { seedFleet, useMotoHere } from './aws';
 import { directFleet } from './direct';
 import { Cleanup, cpuSeconds, fmt, log, peakRssMb, timed } from './lib';
-import { benchPolicy, startWorkerProcess } from './live';
+import { fleetPolicy, startWorkerProcess } from './live';
 
 /** Resident memory now (VmRSS), in MB. */
 function rssMb(pid: number): number {
@@ -70,7 +70,7 @@ export async function profileBenchmarks(n: number, cleanup: Cleanup): Promise<Pr
 
     for (const variant of VARIANTS) {
       await moto.reset();
-      const policy = benchPolicy(`p${n}`);
+      const policy = fleetPolicy(`p${n}`);
       await seedFleet(ec2, n, { BenchFleet: policy.name });
       const worker = await startWorkerProcess(cleanup, server.address, taskQueue, moto, variant.env);
       const pid = worker.child.pid!;
@@ -97,7 +97,7 @@ export async function profileBenchmarks(n: number, cleanup: Cleanup): Promise<Pr
     }
 
     await moto.reset();
-    const policy = benchPolicy(`q${n}`);
+    const policy = fleetPolicy(`q${n}`);
     const ids = await seedFleet(ec2, n, { BenchFleet: policy.name });
     const acts = createActivities(createAwsClients());
     const before = { server: cpuOf(server.pid), moto: cpuOf(moto.pid), self: process.cpuUsage() };
