@@ -143,8 +143,8 @@ export async function startWorkerProcess(
 
 const sorted = (counts: CallCounts): Record<string, number> => Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b)));
 
-export async function liveBenchmarks(opts: LiveOptions, cleanup: Cleanup): Promise<LiveResults> {
-  log('starting moto and the Temporal dev server');
+/** Moto (without default images) and a dev server, a client of it and an EC2 client for seeding; all stopped by `cleanup`. */
+export async function startBenchStack(cleanup: Cleanup) {
   const [moto, server] = await Promise.all([
     startMoto({ defaultAmis: false }),
     startDevServer({ searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES }),
@@ -157,6 +157,12 @@ export async function liveBenchmarks(opts: LiveOptions, cleanup: Cleanup): Promi
   const client = new Client({ connection, namespace: 'default' });
   const ec2 = new EC2Client({ region: SOURCE });
   cleanup.add('seeding client', async () => ec2.destroy());
+  return { moto, server, client, ec2 };
+}
+
+export async function liveBenchmarks(opts: LiveOptions, cleanup: Cleanup): Promise<LiveResults> {
+  log('starting moto and the Temporal dev server');
+  const { moto, server, client, ec2 } = await startBenchStack(cleanup);
   const acts = createActivities(createAwsClients());
   const taskQueue = `bench-${process.pid}`;
 

@@ -8,17 +8,13 @@
  * workflow cache), then runs the concurrent direct script on the same moto for the baseline.
  */
 import { readFileSync } from 'node:fs';
-import { EC2Client } from '@aws-sdk/client-ec2';
-import { Client, Connection } from '@temporalio/client';
-import { startDevServer, startMoto } from '../scripts/stack';
 import { createActivities, createAwsClients } from '../src/activities';
 import { fleetWorkflowId, runIdFor } from '../src/shared/naming';
-import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../src/temporal/searchAttributes';
 import { backupFleet } from '../src/workflows';
-import { seedFleet, useMotoHere } from './aws';
+import { seedFleet } from './aws';
 import { directFleet } from './direct';
 import { Cleanup, cpuSeconds, fmt, log, peakRssMb, timed } from './lib';
-import { fleetPolicy, startWorkerProcess } from './live';
+import { fleetPolicy, startBenchStack, startWorkerProcess } from './live';
 
 /** Resident memory now (VmRSS), in MB. */
 function rssMb(pid: number): number {
@@ -52,18 +48,7 @@ export interface ProfileResults {
 
 export async function profileBenchmarks(n: number, cleanup: Cleanup): Promise<ProfileResults> {
   {
-    const [moto, server] = await Promise.all([
-      startMoto({ defaultAmis: false }),
-      startDevServer({ searchAttributes: DEV_SERVER_SEARCH_ATTRIBUTES }),
-    ]);
-    cleanup.add('moto', () => moto.stop());
-    cleanup.add('Temporal dev server', () => server.stop());
-    useMotoHere(moto.endpoint);
-    const connection = await Connection.connect({ address: server.address });
-    cleanup.add('client connection', () => connection.close());
-    const client = new Client({ connection, namespace: 'default' });
-    const ec2 = new EC2Client({ region: 'us-east-1' });
-    cleanup.add('seeding client', async () => ec2.destroy());
+    const { moto, server, client, ec2 } = await startBenchStack(cleanup);
     const taskQueue = `profile-${process.pid}`;
     const cpuOf = (pid: number | undefined) => (pid ? cpuSeconds(pid) : Number.NaN);
     const rows: ProfileRow[] = [];
