@@ -292,6 +292,7 @@ test('random AWS faults at 30 % (throttling, 500, 503, resets, slow answers): ev
   stack.proxy.intercept = faults.intercept;
   const { code, report, ms } = await runPolicy(stack, file, [], CLI_ENV);
   stack.proxy.intercept = undefined;
+  if (code !== 0) console.log(`random faults: exit ${code}, report ${JSON.stringify(report)}`);
   expect(code).toBe(0);
   const images = await expectOneBackupEach(name, seeded.random, report);
   const counts = faults.counts();
