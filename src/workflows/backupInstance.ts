@@ -79,7 +79,9 @@ const poll = proxyActivities<Activities>({
  */
 const copier = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m' }, // unlimited attempts, bounded by time
+  // Unlimited attempts, bounded by time. Transient faults back off to 1 minute at most (the copy
+  // limit sets its own delay), so a short wait.timeout still leaves room for several attempts.
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m' },
 });
 
 /**
