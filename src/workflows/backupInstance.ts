@@ -51,10 +51,10 @@ export const NOT_FOUND_GRACE_MS = 5 * 60_000;
 /**
  * AWS mutations: transient errors retried with backoff; the classifier stops the rest at once.
  * Each is a call or two to AWS (seconds, SDK retries included): a worker that dies mid-call is
- * noticed after the start-to-close timeout, so it is kept short.
+ * noticed after the start-to-close timeout, so it is kept short. 15 attempts (about 20 minutes):
+ * a step makes up to four AWS calls, each of which may meet a transient fault, so a bad quarter
+ * of an hour must not end a backup (the 30 % fault test).
  */
-// 15 attempts (about 20 minutes): a step makes up to four AWS calls, each of which may meet a
-// transient fault, so a bad quarter of an hour must not end a backup (the 30 % fault test).
 const aws = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 15 },
