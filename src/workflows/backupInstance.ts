@@ -51,20 +51,25 @@ export const NOT_FOUND_GRACE_MS = 5 * 60_000;
 /**
  * AWS mutations: transient errors retried with backoff; the classifier stops the rest at once.
  * Each is a call or two to AWS (seconds, SDK retries included): a worker that dies mid-call is
- * noticed after the start-to-close timeout, so it is kept short. 15 attempts (about 20 minutes):
- * a step makes up to four AWS calls, each of which may meet a transient fault, so a bad quarter
- * of an hour must not end a backup (the 30 % fault test).
+ * noticed after the start-to-close timeout, so it is kept short.
+ *
+ * The backoff starts at 1 s (Temporal's default; the SDK has already retried each call with its
+ * own backoff) and is capped at 1 minute; 20 attempts span about 15 minutes. A step makes up to
+ * four AWS calls, each of which may meet a transient fault, so a step often needs several
+ * attempts in a bad spell: a 5 s start made those attempts cost minutes per step (the 30 % fault
+ * test took 4 minutes for 5 instances), while a bad quarter of an hour still must not end a backup.
  */
+const TRANSIENT_RETRY = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
 const aws = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 15 },
+  retry: { ...TRANSIENT_RETRY, maximumAttempts: 20 },
 });
 
 /** Retention: a few minutes of deletes at most; transient errors retried, the rest become a warning. */
 const retire = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
   heartbeatTimeout: '30s', // it heartbeats per image: a dead worker is noticed in 30 s, not 5 min
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
+  retry: { ...TRANSIENT_RETRY, maximumAttempts: 10 }, // about 5 minutes
 });
 
 /** One look at an image: short, a few quick retries; the next poll is the real retry. */
@@ -81,7 +86,7 @@ const copier = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   // Unlimited attempts, bounded by time. Transient faults back off to 1 minute at most (the copy
   // limit sets its own delay), so a short wait.timeout still leaves room for several attempts.
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m' },
+  retry: TRANSIENT_RETRY,
 });
 
 /**
@@ -90,7 +95,7 @@ const copier = proxyActivities<Activities>({
  */
 const copierToTheEnd = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5m' },
+  retry: TRANSIENT_RETRY,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 

@@ -81,8 +81,8 @@ export interface E2eStack {
   workerLog(): string;
   /** The environment of the worker and the CLI: Temporal, the task queue, AWS through the proxy. */
   processEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
-  /** Runs the real CLI (`node dist/src/client.js …`) to its end. */
-  cli(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<CliResult>;
+  /** Runs the real CLI (`node dist/src/client.js …`) to its end, or kills it when `signal` aborts. */
+  cli(args: string[], extraEnv?: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<CliResult>;
   /** Writes a policy (an object becomes JSON) into `dir` and returns its path. */
   writePolicy(file: string, body: object | string): string;
   /** AWS clients straight to moto (not recorded), one per region, destroyed by stop(). */
@@ -198,9 +198,9 @@ export async function startE2e(opts: E2eOptions = {}): Promise<E2eStack> {
     restartTemporal,
     workerLog: () => workerLog,
     processEnv,
-    cli: (args, extraEnv = {}) =>
+    cli: (args, extraEnv = {}, signal) =>
       new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [CLIENT, ...args], { env: processEnv(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [CLIENT, ...args], { env: processEnv(extraEnv), stdio: ['ignore', 'pipe', 'pipe'], signal });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -264,9 +264,14 @@ export async function runPolicy(
   policyFile: string,
   extraArgs: string[] = [],
   extraEnv: NodeJS.ProcessEnv = {},
+  signal?: AbortSignal,
 ): Promise<{ code: number | null; report: RunReport; stderr: string; ms: number }> {
   const started = Date.now();
-  const run = await stack.cli(['run', '--policy', policyFile, '--wait', '--json', '--poll-interval', '500', ...extraArgs], extraEnv);
+  const run = await stack.cli(
+    ['run', '--policy', policyFile, '--wait', '--json', '--poll-interval', '500', ...extraArgs],
+    extraEnv,
+    signal,
+  );
   try {
     return { code: run.code, report: lastJson(run.stdout), stderr: run.stderr, ms: Date.now() - started };
   } catch {

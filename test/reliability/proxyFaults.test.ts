@@ -286,43 +286,91 @@ test('overlap: a schedule firing while its run still goes is skipped; a second a
   expect((await stack.cli(['schedule', 'delete', '--name', name], CLI_ENV)).code).toBe(0);
 }, 180_000);
 
-test('random AWS faults at 30 % (throttling, 500, 503, resets, slow answers): every backup completes, no duplicate, retries in the history', async () => {
-  const { name, file } = writeFleetPolicy('random', { retention: { keepLast: 1 } });
-  const faults = randomFaults({ rate: 0.3, seed: 20261203, maxConsecutive: 3, slowMs: 1_500, match: (x) => x.accessKeyId === WORKER_KEY });
-  stack.proxy.intercept = faults.intercept;
-  const { code, report, ms } = await runPolicy(stack, file, [], CLI_ENV);
-  stack.proxy.intercept = undefined;
-  if (code !== 0) console.log(`random faults: exit ${code}, report ${JSON.stringify(report)}`);
-  expect(code).toBe(0);
-  const images = await expectOneBackupEach(name, seeded.random, report);
-  const counts = faults.counts();
-  for (const kind of ['throttle', 'http500', 'http503', 'reset', 'slow'] as const) expect(counts[kind]).toBeGreaterThan(0);
+const RANDOM_RUN_MS = 420_000;
 
-  // Temporal's history shows the retries, each naming the fault before it.
-  const retries = await retriesIn(name, seeded.random);
-  expect(retries.length).toBeGreaterThan(0);
-  const types = new Set(retries.map((r) => r.failureType));
-  for (const t of types)
-    expect([
-      'RequestLimitExceeded',
-      'ThrottlingException',
-      'InternalError',
-      'InternalServerError',
-      'Unavailable',
-      'ServiceUnavailableException',
-      'ServiceUnavailable',
-      'ECONNRESET',
-      'UND_ERR_SOCKET',
-      'EPIPE',
-    ]).toContain(t);
-  expect(types.size).toBeGreaterThanOrEqual(3);
-  measured.randomFaults = {
-    faultsGiven: counts,
-    requests: stack.proxy.requests.filter((x) => x.accessKeyId === WORKER_KEY && ofPolicy(name)(x)).length,
-    images,
-    retriesInHistory: retries.length,
-    failureTypes: [...types],
-    maxAttempt: Math.max(...retries.map((r) => r.attempt)),
-    ms,
-  };
-}, 300_000);
+/** Per instance and activity: the activities that were retried, the highest attempt, and the failure before it. */
+async function retryDigest(name: string, instanceIds: string[]): Promise<string> {
+  const rows = new Map<string, { retries: number; maxAttempt: number; last: string }>();
+  for (const r of await retriesIn(name, instanceIds).catch(() => [] as Retry[])) {
+    const key = `${r.workflowId.split('/').pop()} ${r.activity}`;
+    const row = rows.get(key) ?? { retries: 0, maxAttempt: 0, last: '' };
+    row.retries += 1;
+    row.maxAttempt = Math.max(row.maxAttempt, r.attempt);
+    row.last = r.failureType;
+    rows.set(key, row);
+  }
+  return [...rows]
+    .map(
+      ([key, row]) => `  ${key}: retried ${row.retries} time(s) in the history, up to attempt ${row.maxAttempt}, last failure ${row.last}`,
+    )
+    .join('\n');
+}
+
+test(
+  'random AWS faults at 30 % (throttling, 500, 503, resets, slow answers): every backup completes, no duplicate, retries in the history',
+  async () => {
+    // A step is a few AWS calls, each failing 24 % of the time here (no SDK retries), so a step may
+    // take several attempts: wait.timeout gives a copy (unlimited attempts, bounded by it) room for
+    // about 20 at the 1 minute backoff cap, where 5 minutes left a ~1 % chance per copy to run out.
+    const { name, file } = writeFleetPolicy('random', {
+      retention: { keepLast: 1 },
+      wait: { firstCheck: '1s', maxInterval: '2s', timeout: '15m' },
+    });
+    const faults = randomFaults({
+      rate: 0.3,
+      seed: 20261203,
+      maxConsecutive: 3,
+      slowMs: 1_500,
+      match: (x) => x.accessKeyId === WORKER_KEY,
+    });
+    stack.proxy.intercept = faults.intercept;
+    // The run gets RANDOM_RUN_MS; past it the test fails with where the retries went, not with
+    // jest's bare timeout.
+    const stop = new AbortController();
+    const running = runPolicy(stack, file, [], CLI_ENV, stop.signal);
+    running.catch(() => undefined); // aborted below when it outlives RANDOM_RUN_MS
+    const outcome = await Promise.race([
+      running,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), RANDOM_RUN_MS).unref()),
+    ]);
+    stack.proxy.intercept = undefined;
+    stop.abort(); // the CLI, if it still waits
+    if (!outcome) throw new Error(`the run was not done after ${RANDOM_RUN_MS / 1000} s:\n${await retryDigest(name, seeded.random)}`);
+    const { code, report, ms } = outcome;
+    if (code !== 0) console.log(`random faults: exit ${code}, report ${JSON.stringify(report)}\n${await retryDigest(name, seeded.random)}`);
+    expect(code).toBe(0);
+    const images = await expectOneBackupEach(name, seeded.random, report);
+    const counts = faults.counts();
+    for (const kind of ['throttle', 'http500', 'http503', 'reset', 'slow'] as const) expect(counts[kind]).toBeGreaterThan(0);
+
+    // Temporal's history shows the retries, each naming the fault before it.
+    const retries = await retriesIn(name, seeded.random);
+    expect(retries.length).toBeGreaterThan(0);
+    const types = new Set(retries.map((r) => r.failureType));
+    for (const t of types)
+      expect([
+        'RequestLimitExceeded',
+        'ThrottlingException',
+        'InternalError',
+        'InternalServerError',
+        'Unavailable',
+        'ServiceUnavailableException',
+        'ServiceUnavailable',
+        'ECONNRESET',
+        'UND_ERR_SOCKET',
+        'EPIPE',
+      ]).toContain(t);
+    expect(types.size).toBeGreaterThanOrEqual(3);
+    measured.randomFaults = {
+      faultsGiven: counts,
+      requests: stack.proxy.requests.filter((x) => x.accessKeyId === WORKER_KEY && ofPolicy(name)(x)).length,
+      images,
+      retriesInHistory: retries.length,
+      failureTypes: [...types],
+      maxAttempt: Math.max(...retries.map((r) => r.attempt)),
+      ms,
+    };
+    console.log(`random faults retries:\n${await retryDigest(name, seeded.random)}`);
+  },
+  RANDOM_RUN_MS + 60_000,
+);
