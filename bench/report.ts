@@ -455,7 +455,7 @@ export function buildReport(r: ReportInput): Report {
       ` ${total(live.calls.single)} calls in all per backup.`,
     '',
     "Extra calls beyond the minimum, all deliberate: DescribeInstances in createImage (the instance's state and Name tag), DescribeImages by",
-    'name before CreateImage and by tag before CopyImage (idempotency: a retried activity finds the image an earlier attempt made instead of',
+    'name before CreateImage and before CopyImage (idempotency: a retried activity finds the image an earlier attempt made instead of',
     'making a second one), DescribeImages in tagSnapshots (the snapshot IDs) and GetParameter before PutParameter (never move the parameter',
     "back to an older run). Retention lists the policy's images per region (DescribeImages) and reads the SSM parameter (GetParameter) so it",
     'never deletes what it points at.',

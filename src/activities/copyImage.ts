@@ -1,7 +1,7 @@
 import { CopyImageCommand, CreateTagsCommand, EnableImageDeprecationCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import { TAG_POLICY, TAG_SOURCE_IMAGE, type Tag } from '../shared/naming';
+import type { Tag } from '../shared/naming';
 import type { AwsClients } from './aws';
 import { awsCall, awsErrorCode, toFailure, type ErrorContext } from './errors';
 import { findOwnImages, isLiveImage } from './images';
@@ -37,9 +37,8 @@ export function copyClientToken(runId: string, sourceImageId: string, region: st
 
 /**
  * CopyImage into the disaster-recovery region, always encrypted. Idempotent three times over: a
- * copy of this source image already tagged (or named as this run's copy) in the region is
- * returned, the ClientToken makes EC2 answer a repeated request with the first copy, and a name
- * EC2 says is taken is this run's copy.
+ * copy already named as this run's copy in the region is returned, the ClientToken makes EC2
+ * answer a repeated request with the first copy, and a name EC2 says is taken is this run's copy.
  */
 export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise<CopyImageOutput> {
   const ec2 = aws.ec2(input.region, input.roleArn);
@@ -89,22 +88,13 @@ export async function copyImage(aws: AwsClients, input: CopyImageInput): Promise
 }
 
 /**
- * The copy an earlier attempt of this run made in the region: tagged as a copy of this source
- * image, or (its tags never came: the answer to CopyImage was lost before the CreateTags below,
- * on an endpoint that ignores the request's TagSpecifications) named as this run's copy.
+ * The copy an earlier attempt of this run made in the region, found by its name: the run's name
+ * is fixed in the workflow's history and unique in a region, and it is set by CopyImage itself, so
+ * it is there even when the answer was lost before the tags below were put on. (A tag look-up by
+ * source image was dropped: it never found a copy the name look-up missed, cost a DescribeImages
+ * per copy and attempt, and tag filters are the slow kind of DescribeImages.)
  */
 async function findEarlierCopy(ec2: EC2Client, input: CopyImageInput, ctx: ErrorContext): Promise<string | undefined> {
-  const tagged = (
-    await findOwnImages(
-      ec2,
-      [
-        { Name: `tag:${TAG_SOURCE_IMAGE}`, Values: [input.sourceImageId] },
-        { Name: `tag:${TAG_POLICY}`, Values: [input.policy] },
-      ],
-      ctx,
-    )
-  ).find(isLiveImage);
-  if (tagged?.ImageId) return tagged.ImageId;
   const named = (await findOwnImages(ec2, [{ Name: 'name', Values: [input.name] }], ctx)).find(isLiveImage);
   return named?.ImageId;
 }
