@@ -67,7 +67,7 @@ async function main(): Promise<number> {
 
   const live: LiveOptions = args.quick
     ? { runs: args.runs, fleetSizes: [2, 3], onceAbove: 100, sequentialMax: 3, callsFleetSize: 2 }
-    : { runs: args.runs, fleetSizes: [10, 100, 500], onceAbove: 100, sequentialMax: 10, callsFleetSize: 10 };
+    : { runs: args.runs, fleetSizes: [10, 100, 500], onceAbove: 500, sequentialMax: 10, callsFleetSize: 10 };
   const outFile = args.quick ? path.join(ROOT, '.tmp/bench-quick.md') : path.join(ROOT, 'docs/BENCHMARKS.md');
   const chartPrefix = args.quick ? 'bench-quick-' : 'bench-';
   const env = machine();
