@@ -299,9 +299,9 @@ test('overlap: a schedule firing while its run still goes is skipped; a second a
 const RANDOM_RUN_MS = 420_000;
 
 /** Per instance and activity: the activities that were retried, the highest attempt, and the failure before it. */
-async function retryDigest(name: string, instanceIds: string[]): Promise<string> {
+function retryDigest(retries: Retry[]): string {
   const rows = new Map<string, { retries: number; maxAttempt: number; last: string }>();
-  for (const r of await retriesIn(name, instanceIds).catch(() => [] as Retry[])) {
+  for (const r of retries) {
     const key = `${r.workflowId.split('/').pop()} ${r.activity}`;
     const row = rows.get(key) ?? { retries: 0, maxAttempt: 0, last: '' };
     row.retries += 1;
@@ -345,9 +345,15 @@ test(
     ]);
     stack.proxy.intercept = undefined;
     stop.abort(); // the CLI, if it still waits
-    if (!outcome) throw new Error(`the run was not done after ${RANDOM_RUN_MS / 1000} s:\n${await retryDigest(name, seeded.random)}`);
+    if (!outcome)
+      throw new Error(
+        `the run was not done after ${RANDOM_RUN_MS / 1000} s:\n${retryDigest(await retriesIn(name, seeded.random).catch(() => []))}`,
+      );
     const { code, report, ms } = outcome;
-    if (code !== 0) console.log(`random faults: exit ${code}, report ${JSON.stringify(report)}\n${await retryDigest(name, seeded.random)}`);
+    if (code !== 0)
+      console.log(
+        `random faults: exit ${code}, report ${JSON.stringify(report)}\n${retryDigest(await retriesIn(name, seeded.random).catch(() => []))}`,
+      );
     expect(code).toBe(0);
     const images = await expectOneBackupEach(name, seeded.random, report);
     const counts = faults.counts();
@@ -380,7 +386,7 @@ test(
       maxAttempt: Math.max(...retries.map((r) => r.attempt)),
       ms,
     };
-    console.log(`random faults retries:\n${await retryDigest(name, seeded.random)}`);
+    console.log(`random faults retries:\n${retryDigest(retries)}`);
   },
   RANDOM_RUN_MS + 60_000,
 );
